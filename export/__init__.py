@@ -1,0 +1,1 @@
+"""Publishing generators as versioned TF Serving SavedModels. Run ``python -m export --help``."""

@@ -1,0 +1,93 @@
+"""Publish an existing generator as the next TF Serving version.
+
+    python -m export --generator modelos/moda_generador.keras --model-base-path models/fashion_gan
+
+Measures the quality figures (needs Fashion-MNIST: --data-dir / FASHION_MNIST_DIR, else Keras'
+downloader) unless --no-eval, then writes, verifies and renames the version atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from training.data import DataError
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n\n")[0])
+    p.add_argument("--generator", type=Path, required=True, help="a generator saved as .keras")
+    p.add_argument(
+        "--model-base-path",
+        type=Path,
+        required=True,
+        help="TF Serving base path; the version goes to <base>/<next integer>/",
+    )
+    p.add_argument("--model-name", default="fashion_gan", help="model name used in warmup requests")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=os.environ.get("FASHION_MNIST_DIR") or None,
+        help="folder with the four Fashion-MNIST IDX files (default: $FASHION_MNIST_DIR, "
+        "else Keras' cache/download)",
+    )
+    p.add_argument(
+        "--classifier",
+        type=Path,
+        default=Path("artifacts/fmnist_classifier.keras"),
+        help="evaluator classifier; trained once and kept there when missing",
+    )
+    p.add_argument(
+        "--eval-samples", type=int, default=10000, help="generated images for the figures"
+    )
+    p.add_argument("--no-eval", action="store_true", help="publish without quality figures")
+    p.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="training run folder whose state.json goes into the model card",
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args.generator.is_file():
+        print(
+            f"{args.generator} does not exist: pass a generator saved as .keras.", file=sys.stderr
+        )
+        return 2
+    import keras
+
+    from export.release import release
+    from training.data import load
+
+    try:
+        generator = keras.models.load_model(args.generator, compile=False)
+        data = None if args.no_eval else load(args.data_dir)
+    except DataError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"{args.generator} is not a loadable Keras model ({exc}).", file=sys.stderr)
+        return 2
+    training = {}
+    if args.run_dir and (args.run_dir / "state.json").is_file():
+        training = json.loads((args.run_dir / "state.json").read_text())
+    release(
+        generator,
+        args.model_base_path,
+        data,
+        args.classifier,
+        args.eval_samples,
+        training,
+        args.model_name,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""assets.extra/model_card.json: the version describes itself, so the gateway, ops tools and
+people read latent size, shapes, training config, data and quality from the artifact instead of
+re-declaring them (style: "the artifact carries its own config")."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+CARD_FILE = "model_card.json"
+PACKAGES = ("tensorflow", "keras", "numpy", "tensorflow-serving-api")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def build_card(
+    latent_dim: int,
+    training: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+    quality: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything but ``version`` and ``created``, which the publisher fills in at rename time."""
+    return {
+        "model": "fashion-mnist dcgan generator",
+        "latent_dim": latent_dim,
+        "signature": {
+            "name": "serving_default",
+            "inputs": {"z": {"dtype": "float32", "shape": [-1, latent_dim]}},
+            "outputs": {"images": {"dtype": "float32", "shape": [-1, 28, 28, 1], "range": [-1, 1]}},
+        },
+        "training": training or {},
+        "data": data or {},
+        "quality": quality or {},
+        "packages": package_versions(),
+    }
+
+
+def stamp(card: dict[str, Any], version: int) -> dict[str, Any]:
+    return {
+        **card,
+        "version": version,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def read_card(version_dir: Path) -> dict[str, Any]:
+    """The card of a published version; {} when it has none (an older or foreign version)."""
+    path = version_dir / "assets.extra" / CARD_FILE
+    try:
+        card: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return card

@@ -1,0 +1,66 @@
+"""Measure a generator's quality figures, then publish it with its model card.
+
+Shared by ``python -m training`` (right after a run) and ``python -m export`` (an existing
+``.keras`` generator), so both write the same card.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from export.card import build_card
+from export.publish import Published, publish
+from export.signature import latent_dim_of
+from training.data import FashionMNIST
+
+Log = Callable[[str], None]
+
+
+def measure(
+    generator: keras.Model, data: FashionMNIST, classifier_path: Path, samples: int, log: Log
+) -> dict[str, Any]:
+    from training.evaluate import load_or_train_classifier, quality_figures
+
+    if samples <= 0:
+        return {"skipped": "eval_samples is 0"}
+    classifier = load_or_train_classifier(classifier_path, data, log=log)
+
+    def generate(z: np.ndarray) -> np.ndarray:
+        return np.asarray(generator(z, training=False))
+
+    figures = quality_figures(
+        generate, data, classifier, samples=samples, latent_dim=latent_dim_of(generator)
+    )
+    return {**figures, "classifier": str(classifier_path)}
+
+
+def release(
+    generator: keras.Model,
+    base_path: Path,
+    data: FashionMNIST | None,
+    classifier_path: Path,
+    eval_samples: int,
+    training: dict[str, Any],
+    model_name: str,
+    log: Log = print,
+) -> Published:
+    quality: dict[str, Any] = {"skipped": "no data given"}
+    data_info: dict[str, Any] = {}
+    if data is not None:
+        data_info = {"name": "fashion-mnist", "source": data.source, "sha256": data.sha256}
+        quality = measure(generator, data, classifier_path, eval_samples, log)
+        if "fid" in quality:
+            log(
+                f"Calidad: FID {quality['fid']:.2f} (suelo real {quality['fid_real_floor']:.2f}),"
+                f" KL clases {quality['class_kl_to_uniform']:.3f},"
+                f" distancia al vecino {quality['nn_distance_mean']:.2f}"
+            )
+    card = build_card(latent_dim_of(generator), training=training, data=data_info, quality=quality)
+    published = publish(generator, base_path, card, model_name=model_name)
+    log(f"Publicada la versión {published.version} en {published.path}")
+    return published

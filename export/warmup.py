@@ -1,0 +1,33 @@
+"""assets.extra/tf_serving_warmup_requests: predict requests TF Serving replays at load, so the
+first real request does not pay for graph initialisation (contract: Warmup)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+from export.signature import INPUT, SIGNATURE
+
+WARMUP_FILE = "tf_serving_warmup_requests"
+# one sheet of 9, a single row, and the largest allowed batch in serving_config/batching.config
+WARMUP_BATCHES = (1, 9, 72)
+
+
+def write_warmup(assets_extra: Path, model_name: str, latent_dim: int) -> Path:
+    path = assets_extra / WARMUP_FILE
+    rng = np.random.default_rng(0)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for n in WARMUP_BATCHES:
+            z = rng.standard_normal((n, latent_dim)).astype(np.float32)
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=SIGNATURE)
+            )
+            request.inputs[INPUT].CopyFrom(tf.make_tensor_proto(z))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(log.SerializeToString())
+    return path

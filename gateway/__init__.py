@@ -1,0 +1,1 @@
+"""The rendering gateway: latent vectors to PNG design sheets. Run ``python -m gateway``."""

@@ -1,0 +1,39 @@
+"""Start the gateway:  python -m gateway   (settings from the environment, see README).
+
+GATEWAY_BACKEND=rest TFSERVING_REST_URL=http://localhost:8501 python -m gateway
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import uvicorn
+
+from gateway.settings import SettingsError, from_env
+
+
+def main() -> int:
+    try:
+        settings = from_env(os.environ)
+    except SettingsError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    from gateway.app import create_app
+
+    app = create_app(settings)
+    print(
+        f"Gateway ({settings.backend}) on http://{settings.host}:{settings.port}/"
+        "api/generar-diseno  (docs: /docs)",
+        flush=True,
+    )
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""The embedded backend: the published SavedModel loaded in-process, the seed's singleton.
+
+The newest version under MODEL_BASE_PATH is loaded once at start and a background task checks
+the folder every GATEWAY_POLL_INTERVAL_S; a newer version is loaded beside the old one and swapped
+in with one assignment, so requests in flight finish on the version they started with.
+Pinned versions are loaded on demand and kept (a few, most recently used).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from export.signature import INPUT, OUTPUT, SIGNATURE
+from export.versions import list_versions, version_dir
+from gateway.backends.base import Generated, ModelStatus, Pin, VersionState
+from gateway.errors import NotPinnable, NoVersion, UpstreamError
+from gateway.labels import LabelFile
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway.embedded")
+KEEP_LOADED = 4
+
+
+class EmbeddedBackend:
+    name = "embedded"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.base = settings.model_base_path
+        self.labels = LabelFile(settings.model_config_file, settings.model_name)
+        self._models: OrderedDict[int, Any] = OrderedDict()  # version -> signature function
+        self._failed: dict[int, str] = {}  # version -> load error (not retried)
+        self._latest: int | None = None
+        self._load_lock = asyncio.Lock()
+        self._poller: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.refresh()
+        self._poller = asyncio.create_task(self._poll())
+
+    async def close(self) -> None:
+        if self._poller:
+            self._poller.cancel()
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.poll_interval_s)
+            try:
+                await self.refresh()
+            except Exception:  # a bad version must not stop the poller
+                log.exception("version check failed")
+
+    async def refresh(self) -> None:
+        """Switch to the newest loadable version on disk, if it is newer than the current one."""
+        for version in reversed(list_versions(self.base)):
+            if self._latest is not None and version <= self._latest:
+                return
+            if version in self._failed:
+                continue
+            if await self._load(version) is not None:
+                if self._latest != version:
+                    log.info("serving version %s", version)
+                self._latest = version
+                return
+
+    async def _load(self, version: int) -> Any:
+        if version in self._models:
+            self._models.move_to_end(version)
+            return self._models[version]
+        async with self._load_lock:
+            if version in self._models:
+                return self._models[version]
+            try:
+                path = version_dir(self.base, version)
+                fn = await asyncio.to_thread(_load_signature, str(path))
+            except Exception as exc:  # corrupt or half-copied folder: keep serving the old one
+                self._failed[version] = str(exc).splitlines()[0][:300] if str(exc) else repr(exc)
+                log.error("version %s failed to load: %s", version, self._failed[version])
+                return None
+            self._models[version] = fn
+            while len(self._models) > KEEP_LOADED:
+                oldest = next(iter(self._models))
+                if oldest == self._latest:
+                    self._models.move_to_end(oldest)
+                    continue
+                self._models.pop(oldest)
+            return fn
+
+    def _resolve(self, pin: Pin) -> int:
+        if pin.version is not None:
+            return pin.version
+        if pin.label is not None:
+            labels = self.labels.labels()
+            if pin.label not in labels:
+                known = ", ".join(sorted(labels)) or "none"
+                raise NotPinnable(f"label {pin.label!r} is not defined; defined labels: {known}.")
+            return labels[pin.label]
+        if self._latest is None:
+            raise NoVersion(f"no version of {self.settings.model_name} is published yet.")
+        return self._latest
+
+    async def generate(self, z: np.ndarray, pin: Pin) -> Generated:
+        version = self._resolve(pin)
+        fn = self._models.get(version)
+        if fn is None:
+            if version not in list_versions(self.base):
+                known = ", ".join(map(str, list_versions(self.base))) or "none"
+                raise NotPinnable(
+                    f"version {version} does not exist; published versions: {known}.", status=404
+                )
+            fn = await self._load(version)
+            if fn is None:
+                raise UpstreamError(
+                    f"version {version} failed to load: {self._failed.get(version, '')}", 502
+                )
+        try:
+            images = await asyncio.to_thread(_call, fn, z)
+        except Exception as exc:
+            raise UpstreamError(f"the model failed: {type(exc).__name__}", 502) from exc
+        return Generated(images, version)
+
+    async def latent_dim(self, pin: Pin) -> int:
+        version = self._resolve(pin)
+        fn = self._models.get(version) or await self._load(version)
+        if fn is None:
+            raise NotPinnable(f"version {version} cannot be loaded.", status=404)
+        return int(fn.structured_input_signature[1][INPUT].shape[-1])
+
+    async def status(self) -> ModelStatus:
+        states = [
+            VersionState(v, "AVAILABLE")
+            if v in self._models or v == self._latest
+            else VersionState(v, "END", self._failed[v])
+            if v in self._failed
+            else VersionState(v, "START")
+            for v in list_versions(self.base)
+        ]
+        return ModelStatus(sorted(states, key=lambda s: -s.version))
+
+
+def _load_signature(path: str) -> Any:
+    loaded = tf.saved_model.load(path)
+    fn = loaded.signatures[SIGNATURE]
+    fn._keepalive = loaded  # the signature needs its SavedModel object alive
+    return fn
+
+
+def _call(fn: Any, z: np.ndarray) -> np.ndarray:
+    out: np.ndarray = fn(**{INPUT: tf.constant(z, dtype=tf.float32)})[OUTPUT].numpy()
+    return out

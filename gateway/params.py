@@ -1,0 +1,130 @@
+"""Request parameters: parse and check, or raise BadRequest with a sentence that says what is
+allowed. Nothing here touches the model."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gateway.backends.base import Pin
+from gateway.errors import BadRequest
+from gateway.settings import Settings
+
+MAX_SEED = 2**63 - 1
+LABEL = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+QUERY_KEYS = {"seed", "rows", "cols", "scale", "spacing", "version", "label"}
+BODY_KEYS = {"latents", "rows", "cols", "scale", "spacing", "version", "label"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    rows: int = 3
+    cols: int = 3
+    scale: int = 1
+    spacing: int = 0
+
+    @property
+    def count(self) -> int:
+        return self.rows * self.cols
+
+
+def _int(name: str, raw: Any, lo: int, hi: int) -> int:
+    if isinstance(raw, bool) or not (
+        isinstance(raw, int) or (isinstance(raw, str) and re.fullmatch(r"\d{1,19}", raw.strip()))
+    ):
+        raise BadRequest(f"{name} must be an integer from {lo} to {hi}.")
+    value = int(raw)
+    if not lo <= value <= hi:
+        raise BadRequest(f"{name} must be an integer from {lo} to {hi}.")
+    return value
+
+
+def _layout(src: Mapping[str, Any], s: Settings, rows: int = 3, cols: int = 3) -> Layout:
+    def get(key: str, default: int, lo: int, hi: int) -> int:
+        return default if src.get(key) is None else _int(key, src[key], lo, hi)
+
+    return Layout(
+        rows=get("rows", rows, 1, s.max_grid),
+        cols=get("cols", cols, 1, s.max_grid),
+        scale=get("scale", 1, 1, s.max_scale),
+        spacing=get("spacing", 0, 0, s.max_spacing),
+    )
+
+
+def pin(src: Mapping[str, Any]) -> Pin | None:
+    """The request's explicit pin, or None when it names neither version nor label."""
+    version, label = src.get("version"), src.get("label")
+    if version is not None and label is not None:
+        raise BadRequest("give either version or label, not both.")
+    if version is not None:
+        return Pin(version=_int("version", version, 1, MAX_SEED))
+    if label is not None:
+        if not isinstance(label, str) or not LABEL.fullmatch(label):
+            raise BadRequest("label must be 1-64 letters, digits, '_', '-' or '.', e.g. stable.")
+        return Pin(label=label)
+    return None
+
+
+def query(params: Mapping[str, str], s: Settings) -> tuple[Layout, int | None, Pin | None]:
+    """GET /api/generar-diseno: (layout, seed or None, pin or None)."""
+    unknown = set(params) - QUERY_KEYS
+    if unknown:
+        raise BadRequest(
+            f"unknown parameter {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(QUERY_KEYS))}."
+        )
+    seed = None if params.get("seed") is None else _int("seed", params["seed"], 0, MAX_SEED)
+    return _layout(params, s), seed, pin(params)
+
+
+def body(raw: bytes, s: Settings, latent_dim: int) -> tuple[Layout, np.ndarray, Pin | None]:
+    """POST /api/generar-diseno: JSON {"latents": [[latent_dim floats], ...], rows?, cols?, ...}."""
+    if len(raw) > s.max_body_bytes:
+        raise BadRequest(f"the body must be at most {s.max_body_bytes} bytes.", status=413)
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest('the body must be JSON like {"latents": [[100 numbers], ...]}.') from None
+    if not isinstance(doc, dict) or "latents" not in doc:
+        raise BadRequest('the body must be a JSON object with a "latents" list.')
+    unknown = set(doc) - BODY_KEYS
+    if unknown:
+        raise BadRequest(
+            f"unknown field {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(BODY_KEYS))}."
+        )
+    latents = doc["latents"]
+    limit = s.max_grid * s.max_grid
+    if not isinstance(latents, list) or not 1 <= len(latents) <= limit:
+        raise BadRequest(f"latents must be a list of 1 to {limit} vectors.")
+    if not all(
+        isinstance(v, list)
+        and len(v) == latent_dim
+        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+        for v in latents
+    ):
+        raise BadRequest(f"each latent must be a list of {latent_dim} numbers.")
+    z = np.asarray(latents, dtype=np.float64)
+    if not np.all(np.isfinite(z)) or np.abs(z).max() > 1e6:
+        raise BadRequest("latent values must be finite numbers (no NaN or infinity), |x| <= 1e6.")
+    n = len(latents)
+    rows, cols = _grid(n)
+    layout = _layout(doc, s, rows, cols)
+    if layout.count != n:
+        raise BadRequest(f"rows x cols must equal the number of latents ({n}).")
+    return layout, z.astype(np.float32), pin(doc)
+
+
+def _grid(n: int) -> tuple[int, int]:
+    """The most square rows x cols == n (rows <= cols): 9 -> 3x3, 6 -> 2x3, 7 -> 1x7."""
+    rows = max(r for r in range(1, math.isqrt(n) + 1) if n % r == 0)
+    return rows, n // rows
+
+
+def latents_for(seed: int, count: int, latent_dim: int) -> np.ndarray:
+    """The sheet's noise, a pure function of the seed: same seed, same version, same PNG."""
+    return np.random.default_rng(seed).standard_normal((count, latent_dim), dtype=np.float32)

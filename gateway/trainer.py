@@ -1,0 +1,68 @@
+"""Where train-on-miss sends its job: a local supervisor subprocess (``training.jobs``), or the
+trainer service's job runner over HTTP (``GATEWAY_TRAINER_URL``, see training/jobserver.py).
+Both answer with the same JSON state that ``GET /api/training`` shows."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+import requests
+
+from gateway.errors import TrainerError
+from gateway.settings import Settings
+from training.jobs import TrainingJobs
+
+
+class Trainer(Protocol):
+    async def start(self, profile: str) -> tuple[dict[str, Any], bool]: ...
+
+    async def state(self) -> dict[str, Any]: ...
+
+
+class LocalTrainer:
+    def __init__(self, settings: Settings) -> None:
+        self.jobs = TrainingJobs(settings.jobs_dir, settings.model_base_path)
+
+    async def start(self, profile: str) -> tuple[dict[str, Any], bool]:
+        job, started = await asyncio.to_thread(self.jobs.start, profile)
+        return job.to_json(), started
+
+    async def state(self) -> dict[str, Any]:
+        return (await asyncio.to_thread(self.jobs.state)).to_json()
+
+
+class RemoteTrainer:
+    def __init__(self, settings: Settings) -> None:
+        self.url = f"{settings.trainer_url}/api/training"
+        self.timeout = settings.status_timeout_s
+        self.token = settings.admin_token
+        self.session = requests.Session()
+
+    def _call(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            resp = self.session.request(
+                method, self.url, json=body, timeout=self.timeout, headers=headers
+            )
+            payload: dict[str, Any] = resp.json()
+        except requests.RequestException:
+            raise TrainerError(f"the trainer at {self.url} is unreachable.", 503) from None
+        except ValueError:
+            raise TrainerError("the trainer sent an answer that is not JSON.", 502) from None
+        if resp.status_code >= 400:
+            raise TrainerError(
+                f"the trainer refused: {payload.get('error', resp.status_code)}", 502
+            )
+        return payload
+
+    async def start(self, profile: str) -> tuple[dict[str, Any], bool]:
+        payload = await asyncio.to_thread(self._call, "POST", {"profile": profile})
+        return payload["training"], bool(payload.get("started"))
+
+    async def state(self) -> dict[str, Any]:
+        return (await asyncio.to_thread(self._call, "GET"))["training"]
+
+
+def make_trainer(settings: Settings) -> Trainer:
+    return RemoteTrainer(settings) if settings.trainer_url else LocalTrainer(settings)

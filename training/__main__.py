@@ -1,0 +1,137 @@
+"""Train the Fashion-MNIST GAN and publish the generator as the next TF Serving version.
+
+    python -m training --profile quick --model-base-path models/fashion_gan
+
+Profiles: seed (the original recipe, 50 epochs), smoke (seconds, for tests), quick (recognisable
+garments in minutes on 2 CPU cores), default (the best recipe). ``--set key=value`` overrides one
+field of the profile (unknown keys are errors). Killing the command and running it again goes on
+from the last finished epoch in --run-dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from training.config import PROFILES, ConfigError, make_config
+from training.data import DataError
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m training",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--profile", choices=list(PROFILES), default="quick", help="training recipe")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config field, e.g. --set epochs=5 (repeatable)",
+    )
+    p.add_argument(
+        "--model-base-path",
+        type=Path,
+        default=Path("models/fashion_gan"),
+        help="TF Serving base path; the new version goes to <base>/<next integer>/",
+    )
+    p.add_argument("--model-name", default="fashion_gan", help="model name used in warmup requests")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=os.environ.get("FASHION_MNIST_DIR") or None,
+        help="folder with the four Fashion-MNIST IDX gzip files (default: "
+        "$FASHION_MNIST_DIR, else keras.datasets' KERAS_HOME cache or download)",
+    )
+    p.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="checkpoints, sample sheets and state.json (default: runs/<profile>)",
+    )
+    p.add_argument("--fresh", action="store_true", help="discard an unfinished run in --run-dir")
+    p.add_argument(
+        "--keras-out",
+        type=Path,
+        default=Path("modelos/moda_generador.keras"),
+        help="where the generator is also saved as a .keras file",
+    )
+    p.add_argument(
+        "--classifier",
+        type=Path,
+        default=Path("artifacts/fmnist_classifier.keras"),
+        help="evaluator classifier for the quality figures; trained once when missing",
+    )
+    p.add_argument("--no-publish", action="store_true", help="train only; publish nothing")
+    p.add_argument("--quiet", action="store_true", help="no per-step progress bar")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = make_config(args.profile, args.overrides)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    # TensorFlow is imported only now, so --help and config errors answer at once
+    from export.release import release
+    from training.data import load
+    from training.train import RunError, train
+
+    try:
+        data = load(args.data_dir)
+    except DataError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    run_dir = args.run_dir or Path("runs") / cfg.profile
+    log(f"Perfil {cfg.profile}: {cfg.epochs} épocas, lote {cfg.batch_size}, datos {data.source}")
+    started = time.perf_counter()
+    try:
+        result = train(
+            cfg, data, run_dir, log=log, fresh=args.fresh, verbose=0 if args.quiet else 1
+        )
+    except RunError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    log(f"Entrenamiento terminado en {time.perf_counter() - started:.1f}s")
+    args.keras_out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_keras = args.keras_out.with_name(f".{args.keras_out.stem}.tmp.keras")
+    result.generator.save(tmp_keras)
+    os.replace(tmp_keras, args.keras_out)
+    if args.no_publish:
+        return 0
+    training = {
+        "profile": cfg.profile,
+        "config": cfg.to_dict(),
+        "epochs": result.epochs,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "final_losses": result.losses,
+        "resumed_from_epoch": result.resumed_from,
+        "run_dir": str(run_dir),
+    }
+    release(
+        result.generator,
+        args.model_base_path,
+        data,
+        args.classifier,
+        cfg.eval_samples,
+        training,
+        args.model_name,
+        log=log,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
