@@ -45,6 +45,7 @@ PROFILES: dict[str, TrainConfig] = {
         batch_size=64,
         train_samples=256,
         shuffle_buffer=256,
+        jit_compile=False,
         eval_samples=256,
     ),
     # recognisable garments within 5 minutes on 2 CPU cores: the DCGAN paper's Adam settings
@@ -81,6 +82,10 @@ def _coerce(field: dataclasses.Field[Any], raw: str) -> Any:
     text = str(field.type)
     if raw.lower() == "none" and "None" in text:
         return None
+    if text == "bool":
+        if raw.lower() not in ("true", "false", "1", "0"):
+            raise ConfigError(f"{field.name} must be true or false, got {raw!r}.")
+        return raw.lower() in ("true", "1")
     try:
         if text.startswith("int"):
             return int(raw)
