@@ -104,7 +104,9 @@ class GAN(keras.Model):  # type: ignore[misc]
         self.d_optimizer.build(self.discriminator.trainable_variables)
 
     def train_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
-        # real: (B, 28, 28, 1) in [-1, 1]; both networks step on the same batch, as the seed
+        # real: (B, 28, 28, 1) in [-1, 1]; both networks step on the same batch, as the seed.
+        # fit() on a dataset passes the batch itself, train_on_batch() an (x, y, w) tuple
+        real, _, _ = keras.utils.unpack_x_y_sample_weight(real)
         batch = tf.shape(real)[0]
         z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:

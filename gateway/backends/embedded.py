@@ -105,20 +105,25 @@ class EmbeddedBackend:
             raise NoVersion(f"no version of {self.settings.model_name} is published yet.")
         return self._latest
 
+    async def _function(self, version: int) -> Any:
+        """The loaded signature of ``version``, loading it on first use."""
+        fn = self._models.get(version)
+        if fn is not None:
+            return fn
+        published = list_versions(self.base)
+        if version not in published:
+            known = ", ".join(map(str, published)) or "none"
+            raise NotPinnable(
+                f"version {version} does not exist; published versions: {known}.", status=404
+            )
+        fn = await self._load(version)
+        if fn is None:
+            raise UpstreamError(f"version {version} failed to load: {self._failed.get(version)}")
+        return fn
+
     async def generate(self, z: np.ndarray, pin: Pin) -> Generated:
         version = self._resolve(pin)
-        fn = self._models.get(version)
-        if fn is None:
-            if version not in list_versions(self.base):
-                known = ", ".join(map(str, list_versions(self.base))) or "none"
-                raise NotPinnable(
-                    f"version {version} does not exist; published versions: {known}.", status=404
-                )
-            fn = await self._load(version)
-            if fn is None:
-                raise UpstreamError(
-                    f"version {version} failed to load: {self._failed.get(version, '')}", 502
-                )
+        fn = await self._function(version)
         try:
             images = await asyncio.to_thread(_call, fn, z)
         except Exception as exc:
@@ -126,21 +131,20 @@ class EmbeddedBackend:
         return Generated(images, version)
 
     async def latent_dim(self, pin: Pin) -> int:
-        version = self._resolve(pin)
-        fn = self._models.get(version) or await self._load(version)
-        if fn is None:
-            raise NotPinnable(f"version {version} cannot be loaded.", status=404)
+        fn = await self._function(self._resolve(pin))
         return int(fn.structured_input_signature[1][INPUT].shape[-1])
 
     async def status(self) -> ModelStatus:
-        states = [
-            VersionState(v, "AVAILABLE")
-            if v in self._models or v == self._latest
-            else VersionState(v, "END", self._failed[v])
-            if v in self._failed
-            else VersionState(v, "START")
-            for v in list_versions(self.base)
-        ]
+        """Loaded versions and older ones (loadable on demand) are AVAILABLE, newer ones not yet
+        loaded are LOADING, and ones that failed to load are END with their error."""
+        states = []
+        for v in list_versions(self.base):
+            if v in self._failed:
+                states.append(VersionState(v, "END", self._failed[v]))
+            elif v in self._models or (self._latest is not None and v <= self._latest):
+                states.append(VersionState(v, "AVAILABLE"))
+            else:
+                states.append(VersionState(v, "LOADING"))
         return ModelStatus(sorted(states, key=lambda s: -s.version))
 
 

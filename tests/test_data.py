@@ -1,0 +1,123 @@
+"""The data loader on the real files, and on missing, truncated and corrupt copies."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import ENV, REPO, run_cli
+from training.data import FILES, DataError, load_from_dir, to_unit_range
+
+
+@pytest.fixture()
+def copy_dir(tmp_path: Path, data_dir: Path) -> Path:
+    out = tmp_path / "fm"
+    shutil.copytree(data_dir, out)
+    return out
+
+
+def test_real_files_load_with_checked_shapes(data_dir: Path) -> None:
+    d = load_from_dir(data_dir)
+    assert d.x_train.shape == (60000, 28, 28) and d.x_train.dtype == np.uint8
+    assert d.x_test.shape == (10000, 28, 28)
+    assert d.y_train.shape == (60000,) and set(np.unique(d.y_train)) == set(range(10))
+    # the README's published statistics, to its precision
+    assert abs(d.x_train.mean() / 255 - 0.2860) < 5e-4
+    assert len(d.sha256) == 64
+
+
+def test_normalised_to_unit_range_with_channel_axis(data_dir: Path) -> None:
+    x = to_unit_range(load_from_dir(data_dir).x_train[:1000])
+    assert x.shape == (1000, 28, 28, 1) and x.dtype == np.float32
+    assert x.min() == -1.0 and x.max() == 1.0
+
+
+def test_dataset_batches_of_64(data_dir: Path) -> None:
+    from training.data import make_dataset
+
+    ds = make_dataset(load_from_dir(data_dir).x_train[:640], 64, 640, seed=0)
+    shapes = [tuple(b.shape) for b in ds]
+    assert shapes == [(64, 28, 28, 1)] * 10
+
+
+def test_keras_loader_reads_the_keras_home_cache(copy_dir: Path, tmp_path: Path) -> None:
+    home = tmp_path / "keras_home"
+    (home / "datasets").mkdir(parents=True)
+    shutil.copytree(copy_dir, home / "datasets" / "fashion-mnist")
+    # Keras reads KERAS_HOME when it is imported: a fresh process, as a user's would be
+    code = "from training.data import load; d = load(None); print(d.x_train.shape, d.source)"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env={**ENV, "KERAS_HOME": str(home)},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "(60000, 28, 28) keras" in proc.stdout  # cached: no download was attempted
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        load_from_dir(tmp_path / "nope")
+
+
+def test_missing_file(copy_dir: Path) -> None:
+    (copy_dir / FILES["y_test"][0]).unlink()
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz is missing"):
+        load_from_dir(copy_dir)
+
+
+def test_truncated_gzip(copy_dir: Path) -> None:
+    path = copy_dir / FILES["x_train"][0]
+    path.write_bytes(path.read_bytes()[:100000])
+    with pytest.raises(DataError, match="not a complete gzip file"):
+        load_from_dir(copy_dir)
+
+
+def test_truncated_payload(copy_dir: Path) -> None:
+    path = copy_dir / FILES["x_test"][0]
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw[:-784]))
+    with pytest.raises(DataError, match="truncated"):
+        load_from_dir(copy_dir)
+
+
+def test_wrong_magic(copy_dir: Path) -> None:
+    # a labels file where the images should be
+    shutil.copy(copy_dir / FILES["y_train"][0], copy_dir / FILES["x_train"][0])
+    with pytest.raises(DataError, match="magic number 2051"):
+        load_from_dir(copy_dir)
+
+
+def test_labels_out_of_range(copy_dir: Path) -> None:
+    path = copy_dir / FILES["y_test"][0]
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    raw[8 + 5] = 42
+    path.write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(DataError, match="labels outside 0..9"):
+        load_from_dir(copy_dir)
+
+
+def test_wrong_count(copy_dir: Path) -> None:
+    path = copy_dir / FILES["y_test"][0]
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(struct.pack(">II", 2049, 9999) + raw[8:-1]))
+    with pytest.raises(DataError, match=r"shape \(9999,\)"):
+        load_from_dir(copy_dir)
+
+
+def test_cli_reports_bad_data_in_one_sentence(copy_dir: Path, tmp_path: Path) -> None:
+    (copy_dir / FILES["x_train"][0]).unlink()
+    proc = run_cli(
+        "training", "--profile", "smoke", "--data-dir", str(copy_dir),
+        "--model-base-path", str(tmp_path / "m"), "--run-dir", str(tmp_path / "r"),
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "train-images-idx3-ubyte.gz is missing" in proc.stderr
+    assert not (tmp_path / "m").exists()

@@ -1,0 +1,76 @@
+"""Atomic publishing: a publish killed at any step leaves no numbered (loadable) folder, the next
+publish cleans up after it, and concurrent publishes never share a number."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from export.publish import TMP_PREFIX, clean_leftovers
+from export.versions import list_versions
+from tests.conftest import ENV, REPO
+
+# runs in a child process, so that "crash" means the process dies with no cleanup at all
+PUBLISH = """
+import os, sys, keras
+from pathlib import Path
+from export.publish import publish
+crash_at = sys.argv[3]
+def step(name):
+    if name == crash_at:
+        os._exit(9)
+g = keras.models.load_model(sys.argv[1], compile=False)
+print(publish(g, Path(sys.argv[2]), {"test": True}, on_step=step).version)
+"""
+
+
+def _publish(generator: Path, base: Path, crash_at: str = "") -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", PUBLISH, str(generator), str(base), crash_at],
+        cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+@pytest.mark.parametrize("step", ["save", "warmup", "verify", "card", "fsync", "rename"])
+def test_crash_at_each_step_leaves_no_version(smoke_base: Path, tmp_path: Path, step: str) -> None:
+    base = tmp_path / "fashion_gan"
+    proc = _publish(smoke_base.parent / "g1.keras", base, crash_at=step)
+    assert proc.wait(timeout=180) == 9
+    assert list_versions(base) == []  # nothing TF Serving would try to load
+    leftovers = list(base.glob(TMP_PREFIX + "*"))
+    assert len(leftovers) == (0 if step == "save" else 1)
+
+
+def test_next_publish_cleans_up_after_a_crash(smoke_base: Path, tmp_path: Path) -> None:
+    base = tmp_path / "fashion_gan"
+    assert _publish(smoke_base.parent / "g1.keras", base, crash_at="rename").wait(180) == 9
+    assert len(list(base.glob(TMP_PREFIX + "*"))) == 1
+    ok = _publish(smoke_base.parent / "g1.keras", base)
+    out, err = ok.communicate(timeout=180)
+    assert ok.returncode == 0, err[-2000:]
+    assert out.strip() == "1" and list_versions(base) == [1]
+    assert not list(base.glob(TMP_PREFIX + "*"))
+
+
+def test_a_live_publish_is_not_cleaned(tmp_path: Path) -> None:
+    # a temporary folder owned by a running process (this one) stays
+    live = tmp_path / f"{TMP_PREFIX}{__import__('os').getppid()}-abcd"
+    live.mkdir()
+    dead = tmp_path / f"{TMP_PREFIX}999999999-abcd"
+    dead.mkdir()
+    assert clean_leftovers(tmp_path) == [dead]
+    assert live.exists()
+
+
+def test_concurrent_publishes_get_distinct_numbers(smoke_base: Path, tmp_path: Path) -> None:
+    base = tmp_path / "fashion_gan"
+    procs = [_publish(smoke_base.parent / f"g{n}.keras", base) for n in (1, 2, 1)]
+    numbers = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+        numbers.append(int(out.strip()))
+    assert sorted(numbers) == [1, 2, 3] and list_versions(base) == [1, 2, 3]

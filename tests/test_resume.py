@@ -1,0 +1,62 @@
+"""Killing a training run and running the same command again goes on from the last epoch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ENV, REPO
+
+
+def test_resume_after_kill(tmp_path: Path, data_dir: Path) -> None:
+    run_dir = tmp_path / "run"
+    cmd = [
+        sys.executable, "-m", "training", "--profile", "smoke", "--set", "epochs=3",
+        "--data-dir", str(data_dir), "--run-dir", str(run_dir), "--no-publish",
+        "--keras-out", str(tmp_path / "g.keras"), "--quiet",
+    ]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "Época de moda 1/3" in line:
+            break
+    # state.json is written right after the line; wait for it, then kill without warning
+    for _ in range(200):
+        state = json.loads((run_dir / "state.json").read_text())
+        if state["completed_epochs"] >= 1:
+            break
+        __import__("time").sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = json.loads((run_dir / "state.json").read_text())["completed_epochs"]
+    assert 1 <= done_before < 3
+    assert not (tmp_path / "g.keras").exists()
+
+    again = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"Reanudando desde la época {done_before}/3" in again.stdout
+    epochs_run = [n for n in range(1, 4) if f"Época de moda {n}/3" in again.stdout]
+    assert epochs_run == list(range(done_before + 1, 4))
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["completed_epochs"] == 3 and len(state["seconds_per_epoch"]) == 3
+    assert sorted(p.name for p in (run_dir / "sheets").iterdir()) == [
+        "epoch_001.png", "epoch_002.png", "epoch_003.png"
+    ]
+    assert (tmp_path / "g.keras").is_file()
+
+
+def test_other_config_in_run_dir_is_refused(tmp_path: Path, data_dir: Path) -> None:
+    run_dir = tmp_path / "run"
+    (run_dir).mkdir()
+    (run_dir / "state.json").write_text(json.dumps({"config": {"other": 1}, "completed_epochs": 1}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "training", "--profile", "smoke", "--data-dir", str(data_dir),
+         "--run-dir", str(run_dir), "--no-publish"],
+        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2 and "another config" in proc.stderr
+    assert "Traceback" not in proc.stderr

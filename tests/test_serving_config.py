@@ -1,0 +1,156 @@
+"""The TF Serving text protos in serving_config/ parse as the server's own messages.
+
+    .venv/bin/pytest tests/test_serving_config.py -q
+
+models.config is parsed with ModelServerConfig from the tensorflow-serving-api wheel. The wheel has
+no module for the batching and monitoring messages, so serving_config/protos/ declares them and
+grpc_tools.protoc (dev extra) compiles them into a descriptor set for this test.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+from grpc_tools import protoc  # type: ignore[import-untyped]
+from tensorflow_serving.config import model_server_config_pb2
+
+import serving_config
+
+MODEL_NAME = "fashion_gan"
+SHEET = 9  # the gateway sends sheets of 9 latents
+PROTO_ROOT = serving_config.CONFIG_DIR / "protos"
+PROTO_FILES = (
+    "tensorflow_serving/config/monitoring_config.proto",
+    "tensorflow_serving/servables/tensorflow/batching_parameters.proto",
+)
+
+
+@pytest.fixture(scope="module")
+def messages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Message classes compiled from serving_config/protos, keyed by full name."""
+    out = tmp_path_factory.mktemp("protos") / "serving.pb"
+    well_known = resources.files("grpc_tools") / "_proto"  # google/protobuf/wrappers.proto
+    rc = protoc.main(
+        [
+            "protoc",
+            f"--proto_path={PROTO_ROOT}",
+            f"--proto_path={well_known}",
+            "--include_imports",
+            f"--descriptor_set_out={out}",
+            *PROTO_FILES,
+        ]
+    )
+    assert rc == 0, "protoc could not compile serving_config/protos"
+    files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+    pool = descriptor_pool.DescriptorPool()  # private pool: no clash with anything imported
+    for file_proto in files.file:
+        pool.Add(file_proto)
+    names = ("tensorflow.serving.BatchingParameters", "tensorflow.serving.MonitoringConfig")
+    return {n: message_factory.GetMessageClass(pool.FindMessageTypeByName(n)) for n in names}
+
+
+def parse_models_config(text: str) -> Any:
+    return text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
+
+
+def parse_batching(messages: dict[str, Any], text: str) -> Any:
+    return text_format.Parse(text, messages["tensorflow.serving.BatchingParameters"]())
+
+
+def parse_monitoring(messages: dict[str, Any], text: str) -> Any:
+    return text_format.Parse(text, messages["tensorflow.serving.MonitoringConfig"]())
+
+
+# --- models.config ---------------------------------------------------------------------------
+
+
+def test_models_config_serves_fashion_gan_from_absolute_base_path() -> None:
+    cfg = parse_models_config(serving_config.MODELS_CONFIG.read_text())
+    assert cfg.WhichOneof("config") == "model_config_list"
+    models = list(cfg.model_config_list.config)
+    assert [m.name for m in models] == [MODEL_NAME]
+    model = models[0]
+    assert PurePosixPath(model.base_path).is_absolute()
+    assert model.base_path == f"/models/{MODEL_NAME}"
+    assert model.model_platform == "tensorflow"
+
+
+def test_models_config_labels_point_at_kept_versions() -> None:
+    cfg = parse_models_config(serving_config.MODELS_CONFIG.read_text())
+    model = cfg.model_config_list.config[0]
+    policy = model.model_version_policy
+    # a `latest` or `all` policy would make a label's target depend on what is on disk
+    assert policy.WhichOneof("policy_choice") == "specific"
+    kept = set(policy.specific.versions)
+    labels = dict(model.version_labels)
+    assert set(labels) == {"stable", "canary"}
+    assert set(labels.values()) <= kept, f"labels {labels} name versions outside {sorted(kept)}"
+    assert labels["stable"] != labels["canary"]
+
+
+def test_models_config_typo_is_rejected() -> None:
+    text = serving_config.MODELS_CONFIG.read_text().replace("base_path", "basepath")
+    with pytest.raises(text_format.ParseError):
+        parse_models_config(text)
+
+
+# --- batching.config -------------------------------------------------------------------------
+
+
+def test_batching_sizes_are_whole_sheets(messages: dict[str, Any]) -> None:
+    params = parse_batching(messages, serving_config.BATCHING_CONFIG.read_text())
+    sizes = list(params.allowed_batch_sizes)
+    assert sizes, "allowed_batch_sizes must be set so batches are padded to whole sheets"
+    assert all(size % SHEET == 0 for size in sizes), sizes
+    assert sizes == sorted(set(sizes)), "allowed_batch_sizes must be strictly increasing"
+    assert params.HasField("max_batch_size")
+    assert sizes[-1] == params.max_batch_size.value
+    assert params.num_batch_threads.value >= 1
+    assert 0 < params.batch_timeout_micros.value <= 100_000  # a sheet waits at most 0.1 s
+    assert params.max_enqueued_batches.value >= 1
+
+
+def test_batching_typo_and_wrong_type_are_rejected(messages: dict[str, Any]) -> None:
+    text = serving_config.BATCHING_CONFIG.read_text()
+    with pytest.raises(text_format.ParseError):
+        parse_batching(messages, text.replace("max_batch_size", "max_batch_sise"))
+    with pytest.raises(text_format.ParseError):  # a wrapper field needs `{ value: N }`
+        parse_batching(messages, "max_batch_size: 72")
+
+
+# --- monitoring.config -----------------------------------------------------------------------
+
+
+def test_monitoring_exposes_prometheus(messages: dict[str, Any]) -> None:
+    cfg = parse_monitoring(messages, serving_config.MONITORING_CONFIG.read_text())
+    assert cfg.prometheus_config.enable
+    assert cfg.prometheus_config.path == "/monitoring/prometheus/metrics"
+
+
+def test_monitoring_typo_is_rejected(messages: dict[str, Any]) -> None:
+    with pytest.raises(text_format.ParseError):
+        parse_monitoring(messages, "prometheus_config { enabled: true }")
+
+
+# --- the package helper ----------------------------------------------------------------------
+
+
+def test_config_path_finds_each_file() -> None:
+    for path in serving_config.CONFIG_FILES:
+        assert serving_config.config_path(path.name) == path
+        assert path.is_file()
+    with pytest.raises(FileNotFoundError, match=r"known: models\.config"):
+        serving_config.config_path("model.config")
+
+
+def test_config_files_ship_as_package_data() -> None:
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["serving_config"]
+    for path in serving_config.CONFIG_FILES:
+        assert any(path.match(pattern) for pattern in patterns), path.name
