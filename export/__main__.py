@@ -37,8 +37,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--classifier",
         type=Path,
-        default=Path("artifacts/fmnist_classifier.keras"),
-        help="evaluator classifier; trained once and kept there when missing",
+        default=Path(
+            os.environ.get("FASHION_GAN_CLASSIFIER") or "artifacts/fmnist_classifier.keras"
+        ),
+        help="evaluator classifier, trained once when missing ($FASHION_GAN_CLASSIFIER)",
     )
     p.add_argument(
         "--eval-samples", type=int, default=10000, help="generated images for the figures"

@@ -15,14 +15,26 @@ REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(
     os.environ.get("FASHION_MNIST_DIR") or REPO.parent / "shared" / "datasets" / "fashion-mnist"
 )
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+# every child process reads the local copy of the data: tests never download anything
+ENV = {
+    **os.environ,
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "PYTHONUNBUFFERED": "1",
+    "FASHION_MNIST_DIR": str(DATA_DIR),
+}
 
 
-def run_cli(*args: str, timeout: float = 300, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, timeout: float = 300, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m <args>`` from the repo root, as a user would."""
     return subprocess.run(
-        [sys.executable, "-m", *args], cwd=REPO, env=ENV, capture_output=True, text=True,
-        timeout=timeout, **kwargs,  # type: ignore[call-overload]
+        [sys.executable, "-m", *args],
+        cwd=REPO,
+        env={**ENV, **(env_extra or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -53,9 +65,20 @@ def smoke_base(tmp_path_factory: pytest.TempPathFactory, classifier_path: Path) 
     base = root / "fashion_gan"
     for n in (1, 2):
         proc = run_cli(
-            "training", "--profile", "smoke", "--model-base-path", str(base),
-            "--run-dir", str(root / f"run{n}"), "--keras-out", str(root / f"g{n}.keras"),
-            "--classifier", str(classifier_path), "--set", f"seed={n}", "--quiet",
+            "training",
+            "--profile",
+            "smoke",
+            "--model-base-path",
+            str(base),
+            "--run-dir",
+            str(root / f"run{n}"),
+            "--keras-out",
+            str(root / f"g{n}.keras"),
+            "--classifier",
+            str(classifier_path),
+            "--set",
+            f"seed={n}",
+            "--quiet",
         )
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         assert f"Publicada la versión {n}" in proc.stdout

@@ -35,8 +35,18 @@ def test_unknown_profile() -> None:
 def test_cli_help_documents_every_option() -> None:
     proc = run_cli("training", "--help", timeout=60)
     assert proc.returncode == 0
-    for option in ("--profile", "--set", "--model-base-path", "--data-dir", "--run-dir",
-                   "--fresh", "--keras-out", "--classifier", "--no-publish", "--quiet"):
+    for option in (
+        "--profile",
+        "--set",
+        "--model-base-path",
+        "--data-dir",
+        "--run-dir",
+        "--fresh",
+        "--keras-out",
+        "--classifier",
+        "--no-publish",
+        "--quiet",
+    ):
         assert option in proc.stdout
 
 

@@ -54,8 +54,12 @@ def test_keras_loader_reads_the_keras_home_cache(copy_dir: Path, tmp_path: Path)
     # Keras reads KERAS_HOME when it is imported: a fresh process, as a user's would be
     code = "from training.data import load; d = load(None); print(d.x_train.shape, d.source)"
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env={**ENV, "KERAS_HOME": str(home)},
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**ENV, "KERAS_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "(60000, 28, 28) keras" in proc.stdout  # cached: no download was attempted
@@ -114,8 +118,15 @@ def test_wrong_count(copy_dir: Path) -> None:
 def test_cli_reports_bad_data_in_one_sentence(copy_dir: Path, tmp_path: Path) -> None:
     (copy_dir / FILES["x_train"][0]).unlink()
     proc = run_cli(
-        "training", "--profile", "smoke", "--data-dir", str(copy_dir),
-        "--model-base-path", str(tmp_path / "m"), "--run-dir", str(tmp_path / "r"),
+        "training",
+        "--profile",
+        "smoke",
+        "--data-dir",
+        str(copy_dir),
+        "--model-base-path",
+        str(tmp_path / "m"),
+        "--run-dir",
+        str(tmp_path / "r"),
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

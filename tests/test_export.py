@@ -39,9 +39,20 @@ def test_version_has_the_public_signature(smoke_base: Path, version: int) -> Non
 
 def test_saved_model_cli_shows_the_signature(smoke_base: Path) -> None:
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "saved_model_cli"), "show", "--dir",
-         str(smoke_base / "1"), "--tag_set", "serve", "--signature_def", "serving_default"],
-        capture_output=True, text=True, env=ENV, timeout=120,
+        [
+            str(Path(sys.executable).parent / "saved_model_cli"),
+            "show",
+            "--dir",
+            str(smoke_base / "1"),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert "inputs['z']" in proc.stdout and "shape: (-1, 100)" in proc.stdout
@@ -92,8 +103,12 @@ def test_keras_file_saved(smoke_base: Path) -> None:
 def test_export_cli_publishes_an_existing_generator(smoke_base: Path, tmp_path: Path) -> None:
     base = tmp_path / "fashion_gan"
     proc = run_cli(
-        "export", "--generator", str(smoke_base.parent / "g1.keras"),
-        "--model-base-path", str(base), "--no-eval",
+        "export",
+        "--generator",
+        str(smoke_base.parent / "g1.keras"),
+        "--model-base-path",
+        str(base),
+        "--no-eval",
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert list_versions(base) == [1]
@@ -104,8 +119,9 @@ def test_export_cli_publishes_an_existing_generator(smoke_base: Path, tmp_path: 
 
 
 def test_export_cli_errors_are_one_sentence(tmp_path: Path) -> None:
-    proc = run_cli("export", "--generator", str(tmp_path / "x.keras"),
-                   "--model-base-path", str(tmp_path / "m"))
+    proc = run_cli(
+        "export", "--generator", str(tmp_path / "x.keras"), "--model-base-path", str(tmp_path / "m")
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "does not exist" in proc.stderr
     assert REPO.is_dir()

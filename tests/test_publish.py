@@ -30,7 +30,11 @@ print(publish(g, Path(sys.argv[2]), {"test": True}, on_step=step).version)
 def _publish(generator: Path, base: Path, crash_at: str = "") -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", PUBLISH, str(generator), str(base), crash_at],
-        cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

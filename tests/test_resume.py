@@ -15,9 +15,21 @@ from tests.conftest import ENV, REPO
 def test_resume_after_kill(tmp_path: Path, data_dir: Path) -> None:
     run_dir = tmp_path / "run"
     cmd = [
-        sys.executable, "-m", "training", "--profile", "smoke", "--set", "epochs=3",
-        "--data-dir", str(data_dir), "--run-dir", str(run_dir), "--no-publish",
-        "--keras-out", str(tmp_path / "g.keras"), "--quiet",
+        sys.executable,
+        "-m",
+        "training",
+        "--profile",
+        "smoke",
+        "--set",
+        "epochs=3",
+        "--data-dir",
+        str(data_dir),
+        "--run-dir",
+        str(run_dir),
+        "--no-publish",
+        "--keras-out",
+        str(tmp_path / "g.keras"),
+        "--quiet",
     ]
     proc = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -44,7 +56,9 @@ def test_resume_after_kill(tmp_path: Path, data_dir: Path) -> None:
     state = json.loads((run_dir / "state.json").read_text())
     assert state["completed_epochs"] == 3 and len(state["seconds_per_epoch"]) == 3
     assert sorted(p.name for p in (run_dir / "sheets").iterdir()) == [
-        "epoch_001.png", "epoch_002.png", "epoch_003.png"
+        "epoch_001.png",
+        "epoch_002.png",
+        "epoch_003.png",
     ]
     assert (tmp_path / "g.keras").is_file()
 
@@ -54,9 +68,23 @@ def test_other_config_in_run_dir_is_refused(tmp_path: Path, data_dir: Path) -> N
     (run_dir).mkdir()
     (run_dir / "state.json").write_text(json.dumps({"config": {"other": 1}, "completed_epochs": 1}))
     proc = subprocess.run(
-        [sys.executable, "-m", "training", "--profile", "smoke", "--data-dir", str(data_dir),
-         "--run-dir", str(run_dir), "--no-publish"],
-        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "--profile",
+            "smoke",
+            "--data-dir",
+            str(data_dir),
+            "--run-dir",
+            str(run_dir),
+            "--no-publish",
+        ],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2 and "another config" in proc.stderr
     assert "Traceback" not in proc.stderr

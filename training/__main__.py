@@ -65,8 +65,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--classifier",
         type=Path,
-        default=Path("artifacts/fmnist_classifier.keras"),
-        help="evaluator classifier for the quality figures; trained once when missing",
+        default=Path(
+            os.environ.get("FASHION_GAN_CLASSIFIER") or "artifacts/fmnist_classifier.keras"
+        ),
+        help="evaluator classifier, trained once when missing ($FASHION_GAN_CLASSIFIER)",
     )
     p.add_argument("--no-publish", action="store_true", help="train only; publish nothing")
     p.add_argument("--quiet", action="store_true", help="no per-step progress bar")

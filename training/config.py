@@ -22,6 +22,8 @@ class TrainConfig:
     disc_lr: float = 1e-4
     beta_1: float = 0.9  # Keras' Adam default, as in the seed
     latent_dim: int = LATENT_DIM
+    # filters of every layer relative to the seed's (1.0 = 256/128/64 and 64/128)
+    width: float = 1.0
     # None = all 60,000 training images; smaller numbers make the smoke profile fast
     train_samples: int | None = None
     shuffle_buffer: int = 60000

@@ -17,20 +17,26 @@ from training.config import LATENT_DIM
 IMAGE_SHAPE = (28, 28, 1)
 
 
-def build_generator(latent_dim: int = LATENT_DIM) -> keras.Model:
-    """z (latent_dim,) -> image (28, 28, 1) in [-1, 1]."""
+def _w(filters: int, width: float) -> int:
+    return max(1, round(filters * width))
+
+
+def build_generator(latent_dim: int = LATENT_DIM, width: float = 1.0) -> keras.Model:
+    """z (latent_dim,) -> image (28, 28, 1) in [-1, 1]. ``width`` scales every layer's filters
+    (1.0 = the seed's 256/128/64); the layer structure never changes."""
+    c1, c2, c3 = _w(256, width), _w(128, width), _w(64, width)
     z = keras.Input((latent_dim,), name="z")
-    x = layers.Dense(7 * 7 * 256, use_bias=False)(z)
+    x = layers.Dense(7 * 7 * c1, use_bias=False)(z)
     x = layers.BatchNormalization()(x)
     x = layers.LeakyReLU()(x)
-    x = layers.Reshape((7, 7, 256))(x)
-    assert tuple(x.shape) == (None, 7, 7, 256)
-    x = layers.Conv2DTranspose(128, 5, strides=1, padding="same", use_bias=False)(x)
-    assert tuple(x.shape) == (None, 7, 7, 128)
+    x = layers.Reshape((7, 7, c1))(x)
+    assert tuple(x.shape) == (None, 7, 7, c1)
+    x = layers.Conv2DTranspose(c2, 5, strides=1, padding="same", use_bias=False)(x)
+    assert tuple(x.shape) == (None, 7, 7, c2)
     x = layers.BatchNormalization()(x)
     x = layers.LeakyReLU()(x)
-    x = layers.Conv2DTranspose(64, 5, strides=2, padding="same", use_bias=False)(x)
-    assert tuple(x.shape) == (None, 14, 14, 64)
+    x = layers.Conv2DTranspose(c3, 5, strides=2, padding="same", use_bias=False)(x)
+    assert tuple(x.shape) == (None, 14, 14, c3)
     x = layers.BatchNormalization()(x)
     x = layers.LeakyReLU()(x)
     img = layers.Conv2DTranspose(
@@ -40,15 +46,16 @@ def build_generator(latent_dim: int = LATENT_DIM) -> keras.Model:
     return keras.Model(z, img, name="generator")
 
 
-def build_discriminator() -> keras.Model:
+def build_discriminator(width: float = 1.0) -> keras.Model:
     """image (28, 28, 1) -> real/fake logit (1,). Training only: never exported."""
+    c1, c2 = _w(64, width), _w(128, width)
     img = keras.Input(IMAGE_SHAPE, name="image")
-    x = layers.Conv2D(64, 5, strides=2, padding="same")(img)
-    assert tuple(x.shape) == (None, 14, 14, 64)
+    x = layers.Conv2D(c1, 5, strides=2, padding="same")(img)
+    assert tuple(x.shape) == (None, 14, 14, c1)
     x = layers.LeakyReLU()(x)
     x = layers.Dropout(0.3)(x)
-    x = layers.Conv2D(128, 5, strides=2, padding="same")(x)
-    assert tuple(x.shape) == (None, 7, 7, 128)
+    x = layers.Conv2D(c2, 5, strides=2, padding="same")(x)
+    assert tuple(x.shape) == (None, 7, 7, c2)
     x = layers.LeakyReLU()(x)
     x = layers.Dropout(0.3)(x)
     x = layers.Flatten()(x)

@@ -129,8 +129,8 @@ def train(
     """Train (or resume) the GAN described by ``cfg`` in ``run_dir``; returns the generator."""
     state = _open_run(cfg, run_dir, fresh)
     keras.utils.set_random_seed(cfg.seed)
-    generator = build_generator(cfg.latent_dim)
-    gan = GAN(generator, build_discriminator(), cfg.latent_dim, cfg.seed)
+    generator = build_generator(cfg.latent_dim, cfg.width)
+    gan = GAN(generator, build_discriminator(cfg.width), cfg.latent_dim, cfg.seed)
     g_opt = keras.optimizers.Adam(cfg.gen_lr, beta_1=cfg.beta_1)
     d_opt = keras.optimizers.Adam(cfg.disc_lr, beta_1=cfg.beta_1)
     gan.compile(g_opt, d_opt, jit_compile=cfg.jit_compile)

@@ -1,0 +1,180 @@
+"""Child processes of a benchmark run: start on free loopback ports, wait for an HTTP answer,
+read their memory, and end every one of them (by its own id) however the run ends.
+
+Used by benchmarks.serving; nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Collection
+from pathlib import Path
+from types import TracebackType
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class BenchError(RuntimeError):
+    """A child did not start, answer or finish as expected (message says which and why)."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def child_env(overrides: dict[str, str], drop: Collection[str] = ()) -> dict[str, str]:
+    """This process's environment without ``drop``, plus ``overrides`` and quiet TensorFlow."""
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    env.update(overrides)
+    return env
+
+
+class Children:
+    """Every long-lived child this run started. A context manager: leaving it (normally, on an
+    exception or on Ctrl-C) terminates each child still running, then kills any that linger."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in the repo root, its output in ``<log_dir>/<name>.log``. The child gets
+        a session of its own, so a Ctrl-C reaches only this process, which then stops it."""
+        with open(self.log_path(name), "wb") as log:
+            proc = subprocess.Popen(
+                argv,
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.procs[name] = proc
+        return proc
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def log_tail(self, name: str, chars: int = 3000) -> str:
+        try:
+            return self.log_path(name).read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self, name: str, grace_s: float = 10.0) -> None:
+        """SIGTERM the child ``name``, SIGKILL it after ``grace_s``; wait for it either way."""
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=grace_s)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+    def __enter__(self) -> Children:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop_all()
+
+
+def http_status(host: str, port: int, path: str, timeout: float = 2.0) -> int | None:
+    """The status code of one GET, or None when nothing answers."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+def wait_status(
+    proc: subprocess.Popen[bytes],
+    host: str,
+    port: int,
+    path: str,
+    started: float,
+    timeout_s: float,
+    poll_s: float = 0.01,
+) -> float:
+    """Poll ``path`` until it answers 200; seconds since ``started`` (a perf_counter value).
+    Raises BenchError when the process exits or ``timeout_s`` passes first."""
+    while True:
+        if http_status(host, port, path) == 200:
+            return time.perf_counter() - started
+        if proc.poll() is not None:
+            raise BenchError(f"process {proc.pid} exited with code {proc.returncode}")
+        if time.perf_counter() - started > timeout_s:
+            raise BenchError(f"no 200 from {path} within {timeout_s:g}s")
+        time.sleep(poll_s)
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(resident, peak resident) memory of ``pid`` in MB (VmRSS, VmHWM of /proc/<pid>/status)."""
+    values: dict[str, float] = {}
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) / 1024  # kB -> MB (MiB)
+    return values.get("VmRSS", float("nan")), values.get("VmHWM", float("nan"))
+
+
+def loads_tensorflow(pid: int) -> bool:
+    """Whether TensorFlow's native library is mapped into ``pid``."""
+    with open(f"/proc/{pid}/maps") as fh:
+        return any("libtensorflow" in line or "_pywrap_tensorflow" in line for line in fh)
+
+
+def machine() -> dict[str, object]:
+    """nproc, usable CPUs, CPU model, memory and load: the context every number needs."""
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_gb = float("nan")
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    mem_gb = int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": model,
+        "mem_gb": round(mem_gb, 1),
+        "loadavg_at_start": list(os.getloadavg()),
+        "python": sys.version.split()[0],
+    }

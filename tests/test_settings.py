@@ -1,0 +1,80 @@
+"""The gateway's settings: defaults, parsing, and one sentence naming a wrong variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.settings import Settings, SettingsError, from_env
+from tests.conftest import run_cli
+
+
+def test_defaults() -> None:
+    s = from_env({})
+    assert s == Settings()
+    assert (s.backend, s.model_name, s.model_base_path) == (
+        "embedded",
+        "fashion_gan",
+        Path("models/fashion_gan"),
+    )
+    assert (s.rest_url, s.grpc_target, s.host, s.port, s.train_profile) == (
+        "http://localhost:8501",
+        "localhost:8500",
+        "127.0.0.1",
+        8000,
+        "quick",
+    )
+
+
+def test_values_are_parsed() -> None:
+    s = from_env(
+        {
+            "GATEWAY_BACKEND": "grpc",
+            "GATEWAY_PORT": "9000",
+            "TFSERVING_REST_URL": "http://ts:8501/",
+            "GATEWAY_CANARY_PERCENT": "12.5",
+            "GATEWAY_TRAIN_ON_MISS": "false",
+            "GATEWAY_BACKEND_X": "",
+        }
+    )
+    assert (s.backend, s.port, s.rest_url, s.canary_percent, s.train_on_miss) == (
+        "grpc",
+        9000,
+        "http://ts:8501",
+        12.5,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("GATEWAY_BACKEND", "tfserving"),
+        ("GATEWAY_PORT", "80a"),
+        ("GATEWAY_PORT", "70000"),
+        ("TFSERVING_REST_URL", "localhost:8501"),
+        ("TFSERVING_GRPC_TARGET", "http://x:1"),
+        ("GATEWAY_CANARY_PERCENT", "101"),
+        ("GATEWAY_CANARY_PERCENT", "nan"),
+        ("GATEWAY_TRAIN_PROFILE", "huge"),
+        ("MODEL_NAME", "a/b"),
+        ("GATEWAY_TRAIN_ON_MISS", "2"),
+        ("GATEWAY_UPSTREAM_TIMEOUT_S", "0"),
+        ("GATEWAY_MAX_GRID", "-1"),
+    ],
+)
+def test_wrong_values_name_the_variable(var: str, value: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        from_env({var: value})
+    message = str(err.value)
+    assert message.startswith(var) and message.endswith(".") and message.count(". ") == 0
+
+
+def test_gateway_refuses_to_start_with_a_sentence() -> None:
+    proc = run_cli("gateway", timeout=60, env_extra={"GATEWAY_PORT": "eighty"})
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        == "gateway: GATEWAY_PORT must be an integer from 1 to 65535, got 'eighty'."
+    )
