@@ -72,7 +72,7 @@ def test_missing_folder(tmp_path: Path) -> None:
 
 def test_missing_file(copy_dir: Path) -> None:
     (copy_dir / FILES["y_test"][0]).unlink()
-    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz is missing"):
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz is missing"):
         load_from_dir(copy_dir)
 
 
@@ -103,7 +103,7 @@ def test_labels_out_of_range(copy_dir: Path) -> None:
     raw = bytearray(gzip.decompress(path.read_bytes()))
     raw[8 + 5] = 42
     path.write_bytes(gzip.compress(bytes(raw)))
-    with pytest.raises(DataError, match="labels outside 0..9"):
+    with pytest.raises(DataError, match=r"labels outside 0\.\.9"):
         load_from_dir(copy_dir)
 
 
