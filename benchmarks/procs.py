@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -151,30 +152,34 @@ def loads_tensorflow(pid: int) -> bool:
         return any("libtensorflow" in line or "_pywrap_tensorflow" in line for line in fh)
 
 
-def machine() -> dict[str, object]:
-    """nproc, usable CPUs, CPU model, memory and load: the context every number needs."""
+@dataclass(frozen=True)
+class Machine:
+    nproc: int  # CPUs this process may run on
+    cpu_count: int | None
+    cpu_model: str
+    mem_gb: float
+    loadavg: tuple[float, float, float]  # at the start: other users' load skews every number
+    python: str
+
+
+def machine() -> Machine:
+    """nproc, CPU model, memory and load: the context every number needs."""
     model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     mem_gb = float("nan")
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemTotal:"):
-                    mem_gb = int(line.split()[1]) / 1024 / 1024
-    except OSError:
-        pass
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model,
-        "mem_gb": round(mem_gb, 1),
-        "loadavg_at_start": list(os.getloadavg()),
-        "python": sys.version.split()[0],
-    }
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemTotal:"):
+                mem_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
+    return Machine(
+        nproc=len(os.sched_getaffinity(0)),
+        cpu_count=os.cpu_count(),
+        cpu_model=model,
+        mem_gb=mem_gb,
+        loadavg=os.getloadavg(),
+        python=sys.version.split()[0],
+    )

@@ -18,21 +18,9 @@ from starlette.testclient import TestClient
 from gateway.app import create_app
 from gateway.render import sheet_size
 from gateway.settings import Settings
+from tests.servers import write_models_config
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def write_models_config(path: Path, base: Path, labels: dict[str, int]) -> Path:
-    label_lines = "".join(
-        f"    version_labels {{ key: '{k}' value: {v} }}\n" for k, v in labels.items()
-    )
-    versions = " ".join(f"versions: {v}" for v in sorted(set(labels.values())))
-    path.write_text(
-        "model_config_list {\n  config {\n    name: 'fashion_gan'\n"
-        f"    base_path: '{base.resolve()}'\n    model_platform: 'tensorflow'\n"
-        f"    model_version_policy {{ specific {{ {versions} }} }}\n{label_lines}  }}\n}}\n"
-    )
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
 """TF Serving over REST (row-format predict), with a pooled ``requests`` session.
 
 No TensorFlow here: this is the thin gateway (small memory, fast start). The REST predict answer
-does not say which version served it, so the version is resolved first (from the status body,
-cached for GATEWAY_POLL_INTERVAL_S) and the predict goes to ``/versions/N``: the
+does not say which version served it, so the version is resolved first (from the metadata
+endpoint, cached for GATEWAY_POLL_INTERVAL_S) and the predict goes to ``/versions/N``: the
 X-Model-Version header is then exactly the version that drew the sheet.
 """
 
@@ -91,20 +91,29 @@ class RestBackend:
     async def latent_dim(self, pin: Pin) -> int:
         version = await self._resolve(pin)
         if version not in self._latent:
-            code, body = await asyncio.to_thread(
-                self._request,
-                "GET",
-                f"{self.model_url}/versions/{version}/metadata",
-                self.settings.status_timeout_s,
-            )
-            if code != 200:
-                raise self._fail(code, str(body), pin)
-            try:
-                sig = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
-                self._latent[version] = int(sig["inputs"]["z"]["tensor_shape"]["dim"][-1]["size"])
-            except (KeyError, TypeError, ValueError, IndexError):
-                raise UpstreamError("TF Serving sent metadata without input 'z'.", 502) from None
+            await self._metadata(Pin(version=version))
         return self._latent[version]
+
+    async def _metadata(self, pin: Pin) -> int:
+        """Ask the metadata endpoint which version ``pin`` names (its ``model_spec.version``;
+        the status endpoint ignores labels) and note that version's latent size."""
+        path = self.model_url
+        if pin.version is not None:
+            path += f"/versions/{pin.version}"
+        elif pin.label is not None:
+            path += f"/labels/{pin.label}"
+        code, body = await asyncio.to_thread(
+            self._request, "GET", f"{path}/metadata", self.settings.status_timeout_s
+        )
+        if code != 200:
+            raise self._fail(code, str(body), pin)
+        try:
+            version = int(body["model_spec"]["version"])
+            sig = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
+            self._latent[version] = int(sig["inputs"]["z"]["tensor_shape"]["dim"][-1]["size"])
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise UpstreamError("TF Serving sent metadata without input 'z'.", 502) from None
+        return version
 
     async def _resolve(self, pin: Pin) -> int:
         if pin.version is not None:
@@ -112,21 +121,7 @@ class RestBackend:
         cached = self._cache.get(pin)
         if cached and cached[0] > time.monotonic():
             return cached[1]
-        if pin.label is not None:
-            code, body = await asyncio.to_thread(
-                self._request,
-                "GET",
-                f"{self.model_url}/labels/{pin.label}",
-                self.settings.status_timeout_s,
-            )
-            if code != 200:
-                raise self._fail(code, str(body), pin)
-            available = _parse_status(body).available
-        else:
-            available = (await self.status()).available
-        if not available:
-            raise NoVersion(f"TF Serving has no AVAILABLE version of {self.settings.model_name}.")
-        version = max(available)
+        version = await self._metadata(pin)
         self._cache[pin] = (time.monotonic() + self.settings.poll_interval_s, version)
         return version
 

@@ -1,0 +1,317 @@
+"""Start and stop the TensorFlow Serving stand-in (``tests.tfserving_standin``) from tests.
+
+Typical use::
+
+    with StandIn(model_name="fashion_gan", base_path=models / "fashion_gan") as server:
+        requests.get(f"{server.rest_url}/v1/models/fashion_gan", timeout=5)
+        grpc.insecure_channel(server.grpc_target)
+
+``StandIn`` picks two free loopback ports, runs ``python -m tests.tfserving_standin`` with the real
+server's flags, waits for its ``STANDIN READY`` line (which, as with the real server, only comes
+once the configured models are AVAILABLE) and terminates it on exit. Everything a test does
+through ``rest_url`` / ``grpc_target`` works the same against a real TensorFlow Serving; only
+``set_faults`` (and the ``STANDIN_*`` environment variables) are stand-in specific.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_READY = re.compile(r"^STANDIN READY rest=(\d+) grpc=(\d+)\s*$")
+_TAIL_CHARS = 6000
+
+
+class StandInError(RuntimeError):
+    """The stand-in exited or did not become ready; the message ends with its output tails."""
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports that were free a moment ago (bound to ``host:0``, then closed)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((host, 0))
+            sockets.append(sock)
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+class StandIn:
+    """One stand-in server process. Use as a context manager, or call start()/stop()."""
+
+    def __init__(
+        self,
+        *,
+        model_name: str | None = None,
+        base_path: str | os.PathLike[str] | None = None,
+        config_file: str | os.PathLike[str] | None = None,
+        extra_flags: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        startup_timeout_s: float = 120.0,
+        host: str = "127.0.0.1",
+    ) -> None:
+        if (config_file is None) == (base_path is None):
+            raise ValueError("give either base_path (with model_name) or config_file")
+        self._model_args: list[str]
+        if config_file is not None:
+            self._model_args = [f"--model_config_file={os.path.abspath(config_file)}"]
+        else:
+            assert base_path is not None
+            self._model_args = [
+                f"--model_name={model_name or 'default'}",
+                f"--model_base_path={os.path.abspath(base_path)}",
+            ]
+        self._extra_flags = list(extra_flags)
+        self._env = dict(env or {})
+        self._startup_timeout_s = startup_timeout_s
+        self.host = host
+        self.rest_port, self.grpc_port = free_ports(2, host)
+        self.process: subprocess.Popen[str] | None = None
+        self._workdir = Path(tempfile.mkdtemp(prefix="standin-"))
+        self._stderr_path = self._workdir / "stderr.log"
+        self.faults_file = self._workdir / "faults.json"
+        self._stdout_lines: list[str] = []
+        self._ready = threading.Event()
+        self._reader: threading.Thread | None = None
+
+    # ----------------------------------------------------------------------------- lifecycle
+
+    @property
+    def command(self) -> list[str]:
+        """The full command line."""
+        return [
+            sys.executable,
+            "-m",
+            "tests.tfserving_standin",
+            f"--port={self.grpc_port}",
+            f"--rest_api_port={self.rest_port}",
+            f"--host={self.host}",
+            *self._model_args,
+            *self._extra_flags,
+        ]
+
+    def start(self, *, wait: bool = True) -> StandIn:
+        """Launch the process; with ``wait`` also block until it is ready (see wait_ready)."""
+        if self.process is not None:
+            raise StandInError("already started")
+        env = dict(os.environ)
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env["PYTHONUNBUFFERED"] = "1"
+        env["STANDIN_FAULTS_FILE"] = str(self.faults_file)
+        env.update(self._env)
+        with open(self._stderr_path, "w", encoding="utf-8") as stderr:
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
+        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._reader.start()
+        if wait:
+            self.wait_ready()
+        return self
+
+    def _read_stdout(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            self._stdout_lines.append(line)
+            match = _READY.match(line)
+            if match:
+                self.rest_port, self.grpc_port = int(match.group(1)), int(match.group(2))
+                self._ready.set()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the READY line was printed."""
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout_s: float | None = None) -> None:
+        """Block until the READY line; raise StandInError if the process exits or time runs out."""
+        deadline = time.monotonic() + (self._startup_timeout_s if timeout_s is None else timeout_s)
+        while not self._ready.wait(0.05):
+            code = self.process.poll() if self.process else None
+            if code is not None:
+                self._reader_join()
+                if self._ready.is_set():
+                    break
+                raise StandInError(self._failure(f"stand-in exited with code {code}"))
+            if time.monotonic() > deadline:
+                self.stop()
+                raise StandInError(self._failure("stand-in was not ready in time"))
+
+    def _reader_join(self) -> None:
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+
+    def wait_exit(self, timeout_s: float = 60.0) -> int:
+        """Wait for the process to end by itself; returns its exit code."""
+        if self.process is None:
+            raise StandInError("not started")
+        try:
+            code = self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise StandInError(self._failure("stand-in did not exit in time")) from None
+        self._reader_join()  # so stdout_text() holds everything it printed
+        return code
+
+    def stop(self) -> int | None:
+        """Terminate the process (SIGTERM, then SIGKILL) and return its exit code."""
+        process = self.process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        self._reader_join()
+        if process.stdout is not None:
+            process.stdout.close()
+        return process.returncode
+
+    def close(self) -> None:
+        """stop() and remove the scratch directory (stderr log, faults file)."""
+        self.stop()
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def __enter__(self) -> StandIn:
+        if self.process is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------------- access
+
+    @property
+    def rest_url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://{self.host}:{self.rest_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        """``127.0.0.1:PORT``, for ``grpc.insecure_channel``."""
+        return f"{self.host}:{self.grpc_port}"
+
+    def stderr_text(self) -> str:
+        """Everything the process logged so far."""
+        try:
+            return self._stderr_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def stdout_text(self) -> str:
+        """Everything the process printed on stdout so far."""
+        return "".join(self._stdout_lines)
+
+    def _failure(self, what: str) -> str:
+        stdout = self.stdout_text()[-_TAIL_CHARS:]
+        stderr = self.stderr_text()[-_TAIL_CHARS:]
+        return (
+            f"{what}\ncommand: {' '.join(self.command)}\n"
+            f"--- stdout tail ---\n{stdout}\n--- stderr tail ---\n{stderr}"
+        )
+
+    # ----------------------------------------------------------------------------- stand-in only
+
+    def set_faults(
+        self, *, delay_ms: int = 0, error: str | None = None, error_count: int | None = None
+    ) -> None:
+        """STAND-IN ONLY: inject latency / errors into every following predict.
+
+        ``error`` is a TF code name, optionally with a message (``"UNAVAILABLE:overloaded"``);
+        ``error_count`` limits the failures to the next N predicts. Takes effect immediately.
+        """
+        data: dict[str, Any] = {"delay_ms": delay_ms, "error": error, "error_count": error_count}
+        tmp = self.faults_file.with_name(f".faults-{uuid.uuid4().hex}")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, self.faults_file)
+
+    def clear_faults(self) -> None:
+        """STAND-IN ONLY: back to no injected faults."""
+        self.faults_file.unlink(missing_ok=True)
+
+
+def publish_version(
+    source_dir: str | os.PathLike[str], base_path: str | os.PathLike[str], version: int
+) -> Path:
+    """Copy a SavedModel dir to ``base_path/<version>`` atomically (copy aside, then rename).
+
+    TF Serving does not check that a version dir is complete, so a half-copied dir would be loaded
+    (contract, "Models on disk"); the temporary name is not numeric, so it is never picked up.
+    """
+    base = Path(base_path)
+    base.mkdir(parents=True, exist_ok=True)
+    staging = base / f".staging-{version}-{uuid.uuid4().hex}"
+    shutil.copytree(source_dir, staging)
+    target = base / str(version)
+    os.rename(staging, target)
+    return target
+
+
+def wait_for_version(
+    rest_url: str,
+    model_name: str,
+    version: int,
+    *,
+    state: str = "AVAILABLE",
+    timeout_s: float = 30.0,
+    poll_interval_s: float = 0.1,
+) -> dict[str, Any]:
+    """Poll ``GET /v1/models/<name>/versions/<version>`` until it reports ``state``.
+
+    Returns that version's status entry (``{"version", "state", "status"}``). A 404 (version not
+    discovered yet) keeps polling; any other failure, or the deadline, raises TimeoutError with the
+    last answer. Works against the real TF Serving too.
+    """
+    url = f"{rest_url}/v1/models/{model_name}/versions/{version}"
+    deadline = time.monotonic() + timeout_s
+    last = "no answer yet"
+    while True:
+        try:
+            response = requests.get(url, timeout=5)
+            last = f"HTTP {response.status_code}: {response.text}"
+            if response.status_code == 200:
+                for entry in response.json().get("model_version_status", []):
+                    if entry.get("version") == str(version) and entry.get("state") == state:
+                        return dict(entry)
+        except requests.RequestException as exc:
+            last = repr(exc)
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"{model_name} version {version} not {state} after {timeout_s}s; last: {last}"
+            )
+        time.sleep(poll_interval_s)

@@ -1,0 +1,185 @@
+"""Every backend through a real gateway on a loopback port, against a real model server:
+the embedded SavedModel, and TF Serving over REST and gRPC (the stand-in, or a real TF Serving
+when TFSERVING_REST_URL / TFSERVING_GRPC_TARGET are set; see tests/servers.py)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from tests.servers import ModelServer, model_server, serve
+
+BACKENDS = ("embedded", "rest", "grpc")
+
+
+@pytest.fixture(scope="module")
+def server(smoke_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
+    with model_server(smoke_base, tmp_path_factory.mktemp("tfs")) as s:
+        yield s
+
+
+def settings_for(backend: str, server: ModelServer, base: Path, **extra: object) -> Settings:
+    return Settings(
+        backend=backend,  # type: ignore[arg-type]
+        rest_url=server.rest_url,
+        grpc_target=server.grpc_target,
+        model_base_path=base,
+        model_config_file=base.parent / "models.config",
+        train_on_miss=False,
+        jobs_dir=base.parent / "jobs",
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="module")
+def gateways(server: ModelServer, smoke_base: Path) -> Iterator[dict[str, str]]:
+    from tests.servers import write_models_config
+
+    write_models_config(smoke_base.parent / "models.config", smoke_base, {"stable": 1, "canary": 2})
+    urls: dict[str, str] = {}
+    contexts = [serve(create_app(settings_for(b, server, smoke_base))) for b in BACKENDS]
+    try:
+        for backend, ctx in zip(BACKENDS, contexts, strict=True):
+            urls[backend] = ctx.__enter__()
+        yield urls
+    finally:
+        for ctx in contexts:
+            ctx.__exit__(None, None, None)
+
+
+def pixels(resp: requests.Response) -> np.ndarray:
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"] == "image/png"
+    return np.asarray(Image.open(io.BytesIO(resp.content)))
+
+
+@pytest.mark.parametrize("query", ["seed=11", "seed=11&version=1", "seed=12&label=canary"])
+def test_seeded_sheets_are_identical_across_backends(gateways: dict[str, str], query: str) -> None:
+    answers = {
+        b: requests.get(f"{u}/api/generar-diseno?{query}", timeout=60) for b, u in gateways.items()
+    }
+    versions = {r.headers["x-model-version"] for r in answers.values()}
+    assert len(versions) == 1
+    ref = pixels(answers["embedded"])
+    assert ref.shape == (84, 84) and ref.std() > 0
+    for backend in ("rest", "grpc"):
+        np.testing.assert_array_equal(pixels(answers[backend]), ref, err_msg=backend)
+        assert answers[backend].content == answers["embedded"].content
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pins_pass_through(gateways: dict[str, str], backend: str) -> None:
+    url = f"{gateways[backend]}/api/generar-diseno"
+    for query, version in (
+        ("", "2"),
+        ("version=1", "1"),
+        ("label=stable", "1"),
+        ("label=canary", "2"),
+        ("version=2", "2"),
+    ):
+        r = requests.get(f"{url}?seed=3&{query}", timeout=60)
+        assert r.status_code == 200 and r.headers["x-model-version"] == version, (query, r.text)
+    missing = requests.get(f"{url}?version=99", timeout=60)
+    assert missing.status_code == 404 and "version 99" in missing.json()["error"].lower()
+    unknown = requests.get(f"{url}?label=nope", timeout=60)
+    assert unknown.status_code == 400 and "label 'nope'" in unknown.json()["error"].lower()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_post_latents(gateways: dict[str, str], backend: str) -> None:
+    z = np.random.default_rng(0).standard_normal((4, 100)).round(3).tolist()
+    r = requests.post(f"{gateways[backend]}/api/generar-diseno", json={"latents": z}, timeout=60)
+    assert pixels(r).shape == (56, 56)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ready_reads_the_status_body(gateways: dict[str, str], backend: str) -> None:
+    r = requests.get(f"{gateways[backend]}/readyz", timeout=30)
+    assert r.status_code == 200 and r.json()["ready"] is True
+    assert set(r.json()["available"]) >= {1, 2}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_concurrent_requests_share_model_calls(gateways: dict[str, str], backend: str) -> None:
+    url = gateways[backend]
+    with ThreadPoolExecutor(24) as pool:
+        answers = list(
+            pool.map(lambda _: requests.get(f"{url}/api/generar-diseno", timeout=120), range(48))
+        )
+    assert all(pixels(r).shape == (84, 84) for r in answers)
+    assert len({r.content for r in answers}) == 48
+    metrics = requests.get(f"{url}/metrics", timeout=30).text
+    count = _metric(metrics, "gateway_batch_images_count")
+    total = _metric(metrics, "gateway_batch_images_sum")
+    assert total / count > 9, "no request shared a model call"  # more than one sheet per call
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in metrics")
+
+
+# --- upstream faults: the stand-in injects them (a real TF Serving can't be told to) --------
+
+
+@pytest.fixture()
+def faulty(server: ModelServer, smoke_base: Path) -> Iterator[tuple[ModelServer, dict[str, str]]]:
+    if server.standin is None:
+        pytest.skip("fault injection needs the stand-in")
+    contexts = [
+        serve(create_app(settings_for(b, server, smoke_base, upstream_timeout_s=0.5)))
+        for b in ("rest", "grpc")
+    ]
+    urls = {b: c.__enter__() for b, c in zip(("rest", "grpc"), contexts, strict=True)}
+    try:
+        yield server, urls
+    finally:
+        server.standin.clear_faults()
+        for c in contexts:
+            c.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("fault", "status"),
+    [
+        ({"delay_ms": 2000}, 504),
+        ({"error": "UNAVAILABLE:overloaded"}, 503),
+        ({"error": "INTERNAL:boom"}, 502),
+    ],
+)
+def test_upstream_faults_become_502_503_504(
+    faulty: tuple[ModelServer, dict[str, str]], fault: dict[str, object], status: int
+) -> None:
+    server, urls = faulty
+    assert server.standin is not None
+    for backend, url in urls.items():
+        assert requests.get(f"{url}/api/generar-diseno?seed=1", timeout=30).status_code == 200
+        server.standin.set_faults(**fault)  # type: ignore[arg-type]
+        r = requests.get(f"{url}/api/generar-diseno?seed=1", timeout=30)
+        server.standin.clear_faults()
+        assert r.status_code == status, (backend, r.text)
+        assert r.json()["error"].endswith(".") and "Traceback" not in r.text
+        if status == 503:
+            assert r.headers.get("retry-after")
+
+
+def test_unreachable_server_is_503(smoke_base: Path) -> None:
+    dead = ModelServer("http://127.0.0.1:9", "127.0.0.1:9", None)
+    for backend in ("rest", "grpc"):
+        with serve(
+            create_app(settings_for(backend, dead, smoke_base, upstream_timeout_s=2))
+        ) as url:
+            r = requests.get(f"{url}/api/generar-diseno", timeout=30)
+            assert r.status_code == 503 and r.headers.get("retry-after"), (backend, r.text)
+            assert requests.get(f"{url}/readyz", timeout=30).status_code == 503

@@ -1,0 +1,28 @@
+"""A TensorFlow Serving stand-in for tests: real SavedModels, the real REST and gRPC contract.
+
+The contract it implements is /work/shared/docs/tf-serving-contract.md (TF Serving 2.20 sources).
+Run it like ``tensorflow_model_server``::
+
+    python -m tests.tfserving_standin --port=8500 --rest_api_port=8501 \\
+        --model_name=fashion_gan --model_base_path=/abs/path/models/fashion_gan
+    python -m tests.tfserving_standin --port=0 --rest_api_port=8501 \\
+        --model_config_file=/abs/path/models.config --model_config_file_poll_wait_seconds=1
+
+It prints ``STANDIN READY rest=<port> grpc=<port>`` once serving; tests normally drive it through
+``tests.standin_harness.StandIn``.
+
+Modules, one job each:
+
+- ``cli``: flags (spelled as in the real server) -> ``Options``.
+- ``errors``: TF error codes, ``ServingError``, mapping to HTTP / gRPC status.
+- ``model_config``: reading and validating ``ModelServerConfig``.
+- ``versions``: version dirs under a base path and the version policy.
+- ``servable``: one loaded SavedModel version (signatures, thread-safe calls).
+- ``warmup``: replaying ``assets.extra/tf_serving_warmup_requests``.
+- ``manager``: version table, polling, load/unload policy, labels, config reloads.
+- ``predict`` / ``status`` / ``metadata``: the APIs, protocol-independent (proto in, proto out).
+- ``tensor_proto`` / ``json_tensor``: tensors <-> TensorProto / REST JSON.
+- ``rest`` / ``grpc_service``: the two front ends.
+- ``faults``: STAND-IN ONLY latency / error injection (env ``STANDIN_*``), off by default.
+- ``server``: process start-up, READY line, lifetime.
+"""

@@ -1,0 +1,121 @@
+"""One loaded SavedModel version: its SignatureDefs and a thread-safe way to run a signature.
+
+Metadata comes from the MetaGraphDef tagged ``serve`` in saved_model.pb (the same SignatureDefs TF
+Serving reports, ``__saved_model_init_op`` included); execution goes through
+``tf.saved_model.load(...).signatures[name]``, whose concrete functions may be called from many
+threads at once, so no lock is needed around model calls.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from google.protobuf import message, text_format
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+
+from .errors import Code, ServingError
+
+SERVE_TAG = "serve"
+
+
+def _read_meta_graph(path: str) -> meta_graph_pb2.MetaGraphDef:
+    """The MetaGraphDef whose tag set is exactly {serve}, as the C++ loader selects it."""
+    pb_path = os.path.join(path, "saved_model.pb")
+    pbtxt_path = os.path.join(path, "saved_model.pbtxt")
+    saved_model = saved_model_pb2.SavedModel()
+    if os.path.isfile(pb_path):
+        try:
+            with open(pb_path, "rb") as handle:
+                saved_model.ParseFromString(handle.read())
+        except message.DecodeError as exc:
+            raise ServingError(Code.DATA_LOSS, f"Can't parse {pb_path} as binary proto") from exc
+    elif os.path.isfile(pbtxt_path):
+        try:
+            with open(pbtxt_path, encoding="utf-8") as handle:
+                text_format.Parse(handle.read(), saved_model)
+        except (text_format.ParseError, UnicodeDecodeError) as exc:
+            raise ServingError(Code.DATA_LOSS, f"Can't parse {pbtxt_path} as text proto") from exc
+    else:
+        raise ServingError(
+            Code.NOT_FOUND,
+            "Could not find SavedModel .pb or .pbtxt at supplied export directory path: "
+            f"{path}. Check that the directory exists and that you have the right permissions "
+            "for accessing it.",
+        )
+    for meta_graph in saved_model.meta_graphs:
+        if set(meta_graph.meta_info_def.tags) == {SERVE_TAG}:
+            return meta_graph
+    raise ServingError(
+        Code.NOT_FOUND,
+        "Could not find meta graph def matching supplied tags: { serve }. To inspect available "
+        "tag-sets in the SavedModel, please use the SavedModel CLI: `saved_model_cli`",
+    )
+
+
+def error_from_exception(exc: Exception) -> ServingError:
+    """Turn a TensorFlow/Python exception raised by a model call or load into a TF status."""
+    if isinstance(exc, ServingError):
+        return exc
+    if isinstance(exc, tf.errors.OpError):
+        return ServingError(Code(exc.error_code), exc.message)
+    if isinstance(exc, (TypeError, ValueError)):
+        # Raised by the function wrapper before any kernel ran (e.g. an input of the wrong rank);
+        # the C++ server reports such feeds as INVALID_ARGUMENT.
+        return ServingError(Code.INVALID_ARGUMENT, str(exc))
+    return ServingError(Code.UNKNOWN, f"{type(exc).__name__}: {exc}")
+
+
+class LoadedServable:
+    """A loaded version of a model. Immutable after construction."""
+
+    def __init__(
+        self,
+        name: str,
+        version: int,
+        path: str,
+        meta_graph: meta_graph_pb2.MetaGraphDef,
+        loaded: Any,
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.path = path
+        self.signature_defs: Mapping[str, meta_graph_pb2.SignatureDef] = dict(
+            meta_graph.signature_def
+        )
+        # Keep the loaded object alive: the concrete functions reference its variables.
+        self._loaded = loaded
+        self._functions: Mapping[str, Any] = dict(loaded.signatures)
+
+    @classmethod
+    def load(cls, name: str, version: int, path: str) -> LoadedServable:
+        """Load ``path``; raises ServingError with the code a failed load reports."""
+        meta_graph = _read_meta_graph(path)
+        try:
+            loaded = tf.saved_model.load(path, tags=[SERVE_TAG])
+        except Exception as exc:
+            raise error_from_exception(exc) from exc
+        return cls(name, version, path, meta_graph, loaded)
+
+    def has_function(self, signature_name: str) -> bool:
+        """Whether ``signature_name`` can be executed (``__saved_model_init_op`` cannot)."""
+        return signature_name in self._functions
+
+    def call(self, signature_name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one signature on already validated inputs; returns every output alias."""
+        function = self._functions.get(signature_name)
+        if function is None:
+            raise ServingError(
+                Code.FAILED_PRECONDITION,
+                f'Serving signature key "{signature_name}" not found.',
+            )
+        try:
+            outputs = function(
+                **{alias: tf.convert_to_tensor(arr) for alias, arr in inputs.items()}
+            )
+            return {alias: tensor.numpy() for alias, tensor in outputs.items()}
+        except Exception as exc:
+            raise error_from_exception(exc) from exc
