@@ -4,8 +4,9 @@ the previous answer arrived, for a fixed time after a warm-up.
     python -m benchmarks.loadgen --url http://127.0.0.1:8000/api/generar-diseno \\
         --concurrency 8 --seconds 5 --warmup 1
 
-One asyncio loop with one ``httpx.AsyncClient`` (pool sized to the concurrency), run in its own
-process by benchmarks.serving so that it never shares a GIL with the server it measures. Only
+One asyncio loop, one keep-alive connection per client (benchmarks.http1: a small HTTP/1.1
+client, cheap in CPU), run in its own process by benchmarks.serving so that it never shares a GIL
+with the server it measures. Only
 answers that arrive inside the measured window count (see ``Window``: at least ``--seconds`` and
 one answer per client, at most max(seconds, timeout)); a 200 counts as a success only when its
 body is a PNG. Prints one JSON object on stdout.
@@ -23,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+from benchmarks.http1 import Connection, HttpError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -78,36 +79,38 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
     return sorted_values[rank - 1]
 
 
-async def _client(client: httpx.AsyncClient, url: str, me: int, window: Window) -> None:
-    while not window.closed(time.perf_counter()):
-        started = time.perf_counter()
-        error: str | None = None
-        size = 0
-        try:
-            resp = await client.get(url)
-            if resp.status_code != 200:
-                error = f"HTTP {resp.status_code}"
-            elif not resp.content.startswith(PNG_SIGNATURE):
-                error = "200 without a PNG body"
-            size = len(resp.content)
-        except httpx.HTTPError as exc:
-            error = type(exc).__name__
-        ended = time.perf_counter()
-        window.record(me, ended, ended - started, error, size)
+async def _client(url: str, me: int, window: Window, timeout: float) -> None:
+    conn = Connection(url)
+    try:
+        while not window.closed(time.perf_counter()):
+            started = time.perf_counter()
+            error: str | None = None
+            size = 0
+            try:
+                status, body = await conn.get(timeout)
+                if status != 200:
+                    error = f"HTTP {status}"
+                elif not body.startswith(PNG_SIGNATURE):
+                    error = "200 without a PNG body"
+                size = len(body)
+            except (TimeoutError, OSError, HttpError, asyncio.IncompleteReadError) as exc:
+                error = type(exc).__name__
+            ended = time.perf_counter()
+            window.record(me, ended, ended - started, error, size)
+    finally:
+        conn.close()
 
 
 async def run(
     url: str, concurrency: int, seconds: float, warmup: float, timeout: float
 ) -> dict[str, Any]:
     """Drive ``url`` with ``concurrency`` clients; the numbers of the measured window."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     cap = max(seconds, timeout)
     window = Window(concurrency, seconds, cap, time.perf_counter() + warmup)
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
-        tasks = [asyncio.create_task(_client(client, url, i, window)) for i in range(concurrency)]
-        # bounded: warm-up (each client's first answer takes at most ``timeout``), the window
-        # (at most ``cap``), then the requests still in flight (at most ``timeout``)
-        await asyncio.wait_for(asyncio.gather(*tasks), warmup + 2 * timeout + cap + 5)
+    tasks = [asyncio.create_task(_client(url, i, window, timeout)) for i in range(concurrency)]
+    # bounded: warm-up (each client's first answer takes at most ``timeout``), the window (at
+    # most ``cap``), then the requests still in flight (at most ``timeout``)
+    await asyncio.wait_for(asyncio.gather(*tasks), warmup + 2 * timeout + cap + 5)
     lat = sorted(window.latencies)
     elapsed = 0.0
     if window.start is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.procs import machine_busy_s
 from export.versions import list_versions, version_dir
 
 SHEET = 9  # images in the default 3x3 sheet
@@ -60,12 +62,14 @@ def measure(
     for _ in range(warmup):
         call()
     latencies: list[float] = []
+    busy0, own0 = machine_busy_s(), time.process_time()
     start = time.perf_counter()
     while time.perf_counter() - start < seconds or len(latencies) < 3:
         t = time.perf_counter()
         call()
         latencies.append(time.perf_counter() - t)
     elapsed = time.perf_counter() - start
+    others = machine_busy_s() - busy0 - (time.process_time() - own0)
     latencies.sort()
     return {
         "images_per_call": images,
@@ -75,6 +79,8 @@ def measure(
         "sheets_per_s": sheets * len(latencies) / elapsed,
         "p50_ms": 1000 * statistics.median(latencies),
         "p95_ms": 1000 * latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
+        # CPU used by everything else on the machine meanwhile, as a share of all its CPUs
+        "others_pct": max(0.0, 100 * others / (elapsed * len(os.sched_getaffinity(0)))),
     }
 
 

@@ -183,3 +183,24 @@ def machine() -> Machine:
         loadavg=os.getloadavg(),
         python=sys.version.split()[0],
     )
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all processes on the machine have spent busy since boot (/proc/stat)."""
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK  # user nice system idle iowait irq softirq steal
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) ``pid`` has used; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            rest = fh.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(rest[11]) + int(rest[12])) / CLK_TCK  # fields 14 and 15: utime, stime

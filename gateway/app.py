@@ -64,7 +64,8 @@ class Gateway:
             return explicit, "pinned"
         share = self.settings.canary_percent
         if share <= 0:
-            return Pin(), "latest"
+            label = self.settings.default_label
+            return (Pin(label=label), "stable") if label else (Pin(), "latest")
         key = request.headers.get("x-client-id") or (request.client.host if request.client else "")
         bucket = zlib.crc32(key.encode()) % 10000
         if bucket < share * 100:

@@ -53,6 +53,9 @@ class Settings:
     max_body_bytes: int = 1 << 20
     # rollouts: share of unpinned traffic sent to label "canary" (0 = off)
     canary_percent: float = 0.0
+    # where unpinned traffic goes when no canary share applies: a label (e.g. stable), or the
+    # newest AVAILABLE version when unset
+    default_label: str | None = None
     canary_label: str = "canary"
     stable_label: str = "stable"
     log_level: str = "info"
@@ -84,6 +87,7 @@ ENV: dict[str, str] = {
     "GATEWAY_MAX_SPACING": "max_spacing",
     "GATEWAY_MAX_BODY_BYTES": "max_body_bytes",
     "GATEWAY_CANARY_PERCENT": "canary_percent",
+    "GATEWAY_DEFAULT_LABEL": "default_label",
     "GATEWAY_LOG_LEVEL": "log_level",
 }
 
@@ -187,6 +191,7 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "max_spacing": _int(0, 64),
     "max_body_bytes": _int(1024, 64 << 20),
     "canary_percent": _float(0, 100),
+    "default_label": _name,
     "log_level": _choice(("critical", "error", "warning", "info", "debug")),
 }
 assert set(PARSERS) == {f.name for f in fields(Settings)} - {"canary_label", "stable_label"}
