@@ -7,8 +7,8 @@
 # gateway-slim (the default, last stage) has no TensorFlow (a ~150 MB virtualenv instead of ~2 GB):
 # the project installed with --no-deps, the gateway's runtime dependencies from pyproject.toml and
 # tensorflow-serving-api with --no-deps. It serves GATEWAY_BACKEND=rest. gateway-full installs the
-# package whole, for the embedded backend and for the grpc one (gateway/backends/grpc.py builds
-# its TensorProtos with tensorflow.core.framework, which imports TensorFlow).
+# package whole, for the embedded backend and for the grpc one (gateway/backends/protos.py reads
+# the tensorflow package's generated *_pb2.py files from disk without loading TensorFlow).
 
 # --- builders: a virtualenv in /opt/venv, copied whole into the runtime stages ------------------
 FROM python:3.11-slim-bookworm AS builder-base

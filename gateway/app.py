@@ -186,13 +186,13 @@ class Gateway:
     async def train_on_miss(self, reason: str) -> Response:
         retry = {"Retry-After": str(self.settings.retry_after_s)}
         if not self.settings.train_on_miss:
-            body = {"error": f"{reason} Publish a version; training on miss is off."}
-            return JSONResponse(body, status_code=503, headers=retry)
+            off = {"error": f"{reason} Publish a version; training on miss is off."}
+            return JSONResponse(off, status_code=503, headers=retry)
         job, started = await self.trainer.start(self.settings.train_profile)
         if started:
             self.metrics.training_jobs.inc()
             log.warning("no model version: started a %s training job", job.get("profile"))
-        body = {
+        body: dict[str, Any] = {
             "error": f"{reason} A training job is running; retry after it publishes a version.",
             "training": job,
             "status_url": "/api/training",

@@ -18,7 +18,8 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     if x.ndim == 4:
         x = x[..., 0]
     # round half up so that -1 -> 0 and 1 -> 255 exactly
-    return np.clip(np.floor((x + 1.0) * 127.5 + 0.5), 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(np.floor((x + 1.0) * 127.5 + 0.5), 0, 255).astype(np.uint8)
+    return out
 
 
 def tile(tiles: np.ndarray, rows: int, cols: int, spacing: int = 0, scale: int = 1) -> np.ndarray:

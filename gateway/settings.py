@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
 Backend = Literal["embedded", "rest", "grpc"]
 BACKENDS: tuple[Backend, ...] = ("embedded", "rest", "grpc")
@@ -205,4 +205,4 @@ def from_env(environ: Mapping[str, str], **overrides: Any) -> Settings:
         if raw != "":
             values[field_name] = PARSERS[field_name](var, raw.strip())
     values.update(overrides)
-    return cast(Settings, Settings(**values))
+    return Settings(**values)

@@ -61,7 +61,9 @@ class RemoteTrainer:
         return payload["training"], bool(payload.get("started"))
 
     async def state(self) -> dict[str, Any]:
-        return (await asyncio.to_thread(self._call, "GET"))["training"]
+        payload = await asyncio.to_thread(self._call, "GET")
+        training: dict[str, Any] = payload["training"]
+        return training
 
 
 def make_trainer(settings: Settings) -> Trainer:

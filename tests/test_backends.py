@@ -183,3 +183,31 @@ def test_unreachable_server_is_503(smoke_base: Path) -> None:
             r = requests.get(f"{url}/api/generar-diseno", timeout=30)
             assert r.status_code == 503 and r.headers.get("retry-after"), (backend, r.text)
             assert requests.get(f"{url}/readyz", timeout=30).status_code == 503
+
+
+def test_grpc_gateway_never_loads_tensorflow() -> None:
+    """The gRPC backend takes TF Serving's message classes from disk, not by loading TensorFlow
+    (gateway/backends/protos.py), and a later real import of TensorFlow still works."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ENV, REPO
+
+    code = (
+        "import sys\n"
+        "from gateway.app import create_app\n"
+        "from gateway.settings import Settings\n"
+        "from gateway.backends.grpc import to_tensor, from_tensor\n"
+        "import numpy as np\n"
+        "create_app(Settings(backend='grpc'))\n"
+        "z = np.arange(6, dtype=np.float32).reshape(2, 3)\n"
+        "assert (from_tensor(to_tensor(z)) == z).all()\n"
+        "assert not [m for m in sys.modules if m.startswith(('tensorflow.python', 'keras'))]\n"
+        "import tensorflow as tf\n"
+        "assert (tf.make_ndarray(to_tensor(z)) == z).all()\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

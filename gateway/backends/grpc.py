@@ -7,40 +7,35 @@ every call. The answer's ``model_spec.version`` says which version drew the shee
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import numpy as np
-from google.protobuf import wrappers_pb2
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-from tensorflow_serving.apis import (
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    model_pb2,
-    model_service_pb2_grpc,
-    predict_pb2,
-    prediction_service_pb2_grpc,
-)
 
+from gateway.backends import protos
 from gateway.backends.base import Generated, ModelStatus, Pin, VersionState
 from gateway.errors import NotPinnable, NoVersion, UpstreamError
 from gateway.settings import Settings
+
+pb = protos.load()  # message classes only: this module never loads TensorFlow
 
 # sheets are small, but a batch of 288 images is 0.9 MB: leave room above gRPC's 4 MB default
 MAX_MESSAGE = 64 << 20
 STATES = {0: "UNKNOWN", 10: "START", 20: "LOADING", 30: "AVAILABLE", 40: "UNLOADING", 50: "END"}
 
 
-def to_tensor(z: np.ndarray) -> tensor_pb2.TensorProto:
-    shape = tensor_shape_pb2.TensorShapeProto(
-        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in z.shape]
+def to_tensor(z: np.ndarray) -> Any:
+    shape = pb.tensor_shape_pb2.TensorShapeProto(
+        dim=[pb.tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in z.shape]
     )
-    return tensor_pb2.TensorProto(
-        dtype=types_pb2.DT_FLOAT,
+    return pb.tensor_pb2.TensorProto(
+        dtype=pb.types_pb2.DT_FLOAT,
         tensor_shape=shape,
         tensor_content=np.ascontiguousarray(z, dtype="<f4").tobytes(),
     )
 
 
-def from_tensor(t: tensor_pb2.TensorProto) -> np.ndarray:
+def from_tensor(t: Any) -> np.ndarray:
     shape = tuple(d.size for d in t.tensor_shape.dim)
     if t.tensor_content:
         flat = np.frombuffer(t.tensor_content, dtype="<f4")
@@ -65,17 +60,19 @@ class GrpcBackend:
             ("grpc.max_send_message_length", MAX_MESSAGE),
         ]
         self.channel = grpc.aio.insecure_channel(self.settings.grpc_target, options=options)
-        self.predict_stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
-        self.model_stub = model_service_pb2_grpc.ModelServiceStub(self.channel)
+        self.predict_stub = pb.prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self.model_stub = pb.model_service_pb2_grpc.ModelServiceStub(self.channel)
 
     async def close(self) -> None:
         if self.channel is not None:
             await self.channel.close()
 
-    def _spec(self, pin: Pin) -> model_pb2.ModelSpec:
-        spec = model_pb2.ModelSpec(name=self.settings.model_name, signature_name="serving_default")
+    def _spec(self, pin: Pin) -> Any:
+        spec = pb.model_pb2.ModelSpec(
+            name=self.settings.model_name, signature_name="serving_default"
+        )
         if pin.version is not None:
-            spec.version.CopyFrom(wrappers_pb2.Int64Value(value=pin.version))
+            spec.version.CopyFrom(pb.wrappers_pb2.Int64Value(value=pin.version))
         elif pin.label is not None:
             spec.version_label = pin.label
         return spec
@@ -98,7 +95,9 @@ class GrpcBackend:
         return UpstreamError(f"TF Serving answered {code.name}: {detail}", 502)
 
     async def generate(self, z: np.ndarray, pin: Pin) -> Generated:
-        request = predict_pb2.PredictRequest(model_spec=self._spec(pin), output_filter=["images"])
+        request = pb.predict_pb2.PredictRequest(
+            model_spec=self._spec(pin), output_filter=["images"]
+        )
         request.inputs["z"].CopyFrom(to_tensor(z))
         try:
             response = await self.predict_stub.Predict(
@@ -117,14 +116,14 @@ class GrpcBackend:
         # cached per pin: a new version with another latent size would need a gateway restart,
         # which a model card change of that kind calls for anyway
         if pin not in self._latent:
-            request = get_model_metadata_pb2.GetModelMetadataRequest(
+            request = pb.get_model_metadata_pb2.GetModelMetadataRequest(
                 model_spec=self._spec(pin), metadata_field=["signature_def"]
             )
             try:
                 response = await self.predict_stub.GetModelMetadata(
                     request, timeout=self.settings.status_timeout_s
                 )
-                sig_map = get_model_metadata_pb2.SignatureDefMap()
+                sig_map = pb.get_model_metadata_pb2.SignatureDefMap()
                 response.metadata["signature_def"].Unpack(sig_map)
                 z = sig_map.signature_def["serving_default"].inputs["z"]
                 self._latent[pin] = int(z.tensor_shape.dim[-1].size)
@@ -135,8 +134,8 @@ class GrpcBackend:
         return self._latent[pin]
 
     async def status(self) -> ModelStatus:
-        request = get_model_status_pb2.GetModelStatusRequest(
-            model_spec=model_pb2.ModelSpec(name=self.settings.model_name)
+        request = pb.get_model_status_pb2.GetModelStatusRequest(
+            model_spec=pb.model_pb2.ModelSpec(name=self.settings.model_name)
         )
         try:
             response = await self.model_stub.GetModelStatus(
