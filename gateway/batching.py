@@ -1,9 +1,11 @@
 """Continuous batching: concurrent requests for the same pin share one model call.
 
-A call starts as soon as the model is free (no timer at concurrency 1, so a lone request pays
-nothing); requests that arrive while a call runs wait and go together in the next one, up to
-``max_images``. An optional window (GATEWAY_BATCH_WINDOW_MS) waits a little longer to fill
-batches towards a remote server. One worker task per pin keeps versions and labels apart.
+A call starts as soon as the model is free; requests that arrive while a call runs wait and go
+together in the next one, up to ``max_images``. Under load (the previous call carried more than
+one request) the worker waits GATEWAY_BATCH_WINDOW_MS for the clients that are just reading their
+answers to send their next request: without it, a closed loop of clients splits into one big
+and several tiny calls, and small calls cost more per image. A lone request never waits.
+One worker task per pin keeps versions and labels apart.
 """
 
 from __future__ import annotations
@@ -53,10 +55,11 @@ class Batcher:
 
     async def _work(self, pin: Pin, queue: asyncio.Queue[_Item]) -> None:
         carry: _Item | None = None
+        loaded = False  # the previous call carried more than one request
         while True:
             batch = [carry if carry is not None else await queue.get()]
             carry = None
-            if self.window:
+            if self.window and loaded:
                 await asyncio.sleep(self.window)
             count = len(batch[0].z)
             while not queue.empty():
@@ -66,6 +69,7 @@ class Batcher:
                     break
                 batch.append(item)
                 count += len(item.z)
+            loaded = len(batch) > 1
             batch = [item for item in batch if not item.future.cancelled()]
             if not batch:
                 continue

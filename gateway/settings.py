@@ -45,7 +45,7 @@ class Settings:
     poll_interval_s: float = 1.0
     # batching: continuous (a call starts as soon as the model is free) up to this many images
     max_batch_images: int = 288
-    batch_window_ms: float = 0.0
+    batch_window_ms: float = 3.0
     # request limits
     max_grid: int = 16
     max_scale: int = 8
