@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
+from training.cli_options import add_release_options
 from training.data import DataError
 
 
@@ -26,22 +26,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         required=True,
         help="TF Serving base path; the version goes to <base>/<next integer>/",
     )
-    p.add_argument("--model-name", default="fashion_gan", help="model name used in warmup requests")
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        default=os.environ.get("FASHION_MNIST_DIR") or None,
-        help="folder with the four Fashion-MNIST IDX files (default: $FASHION_MNIST_DIR, "
-        "else Keras' cache/download)",
-    )
-    p.add_argument(
-        "--classifier",
-        type=Path,
-        default=Path(
-            os.environ.get("FASHION_GAN_CLASSIFIER") or "artifacts/fmnist_classifier.keras"
-        ),
-        help="evaluator classifier, trained once when missing ($FASHION_GAN_CLASSIFIER)",
-    )
+    add_release_options(p)
     p.add_argument(
         "--eval-samples", type=int, default=10000, help="generated images for the figures"
     )

@@ -28,6 +28,7 @@ from export.card import CARD_FILE, stamp
 from export.signature import INPUT, OUTPUT, SIGNATURE, latent_dim_of, save_serving_model
 from export.versions import list_versions
 from export.warmup import write_warmup
+from training.process import pid_alive
 
 TMP_PREFIX = ".tmp-publish-"
 LOCK_FILE = ".publish.lock"
@@ -55,22 +56,12 @@ def _locked(base_path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_leftovers(base_path: Path) -> list[Path]:
     """Remove temporary folders of publishes whose process is gone (crashed or killed)."""
     removed = []
     for p in base_path.glob(TMP_PREFIX + "*"):
         pid_text = p.name[len(TMP_PREFIX) :].split("-", 1)[0]
-        if pid_text.isdigit() and _pid_alive(int(pid_text)) and int(pid_text) != os.getpid():
+        if pid_text.isdigit() and pid_alive(int(pid_text)) and int(pid_text) != os.getpid():
             continue  # another publish is writing it right now
         shutil.rmtree(p, ignore_errors=True)
         removed.append(p)

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from training.cli_options import add_release_options
 from training.config import PROFILES, ConfigError, make_config
 from training.data import DataError
 
@@ -41,14 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=Path("models/fashion_gan"),
         help="TF Serving base path; the new version goes to <base>/<next integer>/",
     )
-    p.add_argument("--model-name", default="fashion_gan", help="model name used in warmup requests")
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        default=os.environ.get("FASHION_MNIST_DIR") or None,
-        help="folder with the four Fashion-MNIST IDX gzip files (default: "
-        "$FASHION_MNIST_DIR, else keras.datasets' KERAS_HOME cache or download)",
-    )
+    add_release_options(p)
     p.add_argument(
         "--run-dir",
         type=Path,
@@ -61,14 +55,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         default=Path("modelos/moda_generador.keras"),
         help="where the generator is also saved as a .keras file",
-    )
-    p.add_argument(
-        "--classifier",
-        type=Path,
-        default=Path(
-            os.environ.get("FASHION_GAN_CLASSIFIER") or "artifacts/fmnist_classifier.keras"
-        ),
-        help="evaluator classifier, trained once when missing ($FASHION_GAN_CLASSIFIER)",
     )
     p.add_argument("--no-publish", action="store_true", help="train only; publish nothing")
     p.add_argument("--quiet", action="store_true", help="no per-step progress bar")

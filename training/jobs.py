@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.process import pid_alive
+
 JOB_FILE, LOG_FILE, LOCK_FILE = "job.json", "train.log", ".lock"
 EPOCH_LINE = re.compile(r"Época de moda (\d+)/(\d+)")
 PUBLISHED_LINE = re.compile(r"Publicada la versión (\d+)")
@@ -70,20 +72,6 @@ def _read(path: Path) -> JobState:
         return JobState()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie still answers kill(0): look at its state where /proc exists
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 class TrainingJobs:
     def __init__(
         self,
@@ -103,7 +91,7 @@ class TrainingJobs:
             if child.poll() is not None:  # reap our own finished supervisors (no zombies)
                 del self._children[pid]
         job = _read(self.dir / JOB_FILE)
-        if job.state == "running" and job.pid is not None and not _alive(job.pid):
+        if job.state == "running" and job.pid is not None and not pid_alive(job.pid):
             job = _read(self.dir / JOB_FILE)  # it may have written its outcome just now
             if job.state == "running":
                 job.state, job.finished = "failed", time.time()
