@@ -9,13 +9,14 @@ grpc_tools.protoc (dev extra) compiles them into a descriptor set for this test.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
-from grpc_tools import protoc  # type: ignore[import-untyped]
 from tensorflow_serving.config import model_server_config_pb2
 
 import serving_config
@@ -34,16 +35,23 @@ def messages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Message classes compiled from serving_config/protos, keyed by full name."""
     out = tmp_path_factory.mktemp("protos") / "serving.pb"
     well_known = resources.files("grpc_tools") / "_proto"  # google/protobuf/wrappers.proto
-    rc = protoc.main(
+    # protoc runs in its own process: in-process it shares native protobuf state with the
+    # TensorFlow that other tests loaded, and crashes (seen: a segfault in CI)
+    rc = subprocess.run(
         [
-            "protoc",
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
             f"--proto_path={PROTO_ROOT}",
             f"--proto_path={well_known}",
             "--include_imports",
             f"--descriptor_set_out={out}",
             *PROTO_FILES,
-        ]
-    )
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).returncode
     assert rc == 0, "protoc could not compile serving_config/protos"
     files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
     pool = descriptor_pool.DescriptorPool()  # private pool: no clash with anything imported
