@@ -301,7 +301,10 @@ async def _train_if_empty(gw: Gateway) -> None:
     except Exception:
         return  # an unreachable model server is not "no version": let requests decide
     if not status.versions and gw.settings.train_on_miss:
-        await gw.train_on_miss("No model version exists yet.")
+        try:
+            await gw.train_on_miss("No model version exists yet.")
+        except TrainerError as exc:
+            log.error("could not start training at start-up: %s", exc)
 
 
 async def _translate(gw: Gateway, exc: Exception) -> Response:
@@ -309,7 +312,10 @@ async def _translate(gw: Gateway, exc: Exception) -> Response:
     if isinstance(exc, BadRequest):
         return JSONResponse({"error": _sentence(str(exc))}, exc.status)
     if isinstance(exc, NoVersion):
-        return await gw.train_on_miss(_sentence(str(exc)))
+        try:
+            return await gw.train_on_miss(_sentence(str(exc)))
+        except TrainerError as trainer_exc:
+            exc = trainer_exc  # answered below: the miss cannot start a job right now
     if isinstance(exc, UpstreamError):
         gw.metrics.upstream_errors.labels(gw.backend.name, str(exc.status)).inc()
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}

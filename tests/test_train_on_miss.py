@@ -84,7 +84,14 @@ def test_train_on_miss_end_to_end(tmp_path: Path, classifier_path: Path) -> None
         assert r.headers["x-model-version"] == "1"
         img = Image.open(io.BytesIO(r.content))
         assert img.format == "PNG" and img.size == (84, 84)
-        job = requests.get(f"{url}/api/training", timeout=10).json()["training"]
+        # the version is served as soon as it is renamed into place; the job's process exits
+        # (and records its outcome) a moment later
+        deadline = time.monotonic() + 60
+        while True:
+            job = requests.get(f"{url}/api/training", timeout=10).json()["training"]
+            if job["state"] != "running" or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert job["state"] == "succeeded" and job["version"] == 1 and job["pid"] in pids
         assert job["epoch"] == job["epochs"] == 2 and job["progress"] == 1.0
         assert any("Publicada la versión 1" in line for line in job["log_tail"])
