@@ -150,7 +150,8 @@ def supervise(jobs_dir: Path, train_args: list[str]) -> int:
         job.profile = job.profile or _arg(train_args, "--profile")
         _write(job_file, job)
     tail: deque[str] = deque(maxlen=TAIL)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # TensorFlow's C++ start-up chatter would crowd the last log lines that /api/training shows
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ, "PYTHONUNBUFFERED": "1"}
     with open(jobs_dir / LOG_FILE, "w") as log:
         child = subprocess.Popen(
             [sys.executable, "-m", "training", *train_args],

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +155,8 @@ def train(
     images = data.x_train[: cfg.train_samples] if cfg.train_samples else data.x_train
     dataset = make_dataset(images, cfg.batch_size, cfg.shuffle_buffer, cfg.seed + initial)
     report = EpochReport(cfg, run_dir, manager, state, log)
+    # fit() warns that it will not shuffle a tf.data pipeline: ours shuffles itself
+    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     gan.fit(dataset, epochs=cfg.epochs, initial_epoch=initial, callbacks=[report], verbose=verbose)
     return TrainResult(
         generator=generator,
