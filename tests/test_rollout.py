@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import threading
 import uuid
 from collections import Counter
@@ -89,8 +90,8 @@ def deployment(smoke_base: Path, tmp_path: Path) -> Iterator[tuple[Path, Path, S
 def test_rollout_session(deployment: tuple[Path, Path, StandIn, str], smoke_base: Path) -> None:
     base, config, tfs, url = deployment
 
-    def rollout(*args: str) -> str:
-        proc = run_cli(
+    def rollout_cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(
             "export.rollout",
             "--config",
             str(config),
@@ -105,6 +106,9 @@ def test_rollout_session(deployment: tuple[Path, Path, StandIn, str], smoke_base
             *args,
             timeout=180,
         )
+
+    def rollout(*args: str) -> str:
+        proc = rollout_cli(*args)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc.stdout
 
@@ -146,20 +150,7 @@ def test_rollout_session(deployment: tuple[Path, Path, StandIn, str], smoke_base
         assert set(after) == {"1", "2"} and after["1"] > after["2"]  # stable 1, canary still 2
 
         _publish(smoke_base, base, 1, 3, fid=99.0)
-        worse = run_cli(
-            "export.rollout",
-            "--config",
-            str(config),
-            "--model-base-path",
-            str(base),
-            "--rest-url",
-            tfs.rest_url,
-            "--grpc-target",
-            tfs.grpc_target,
-            "canary",
-            "3",
-            timeout=180,
-        )
+        worse = rollout_cli("canary", "3")
         assert worse.returncode == 1 and "worse than stable" in worse.stderr
         assert "Traceback" not in worse.stderr
 
