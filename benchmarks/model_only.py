@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.procs import machine_busy_s
-from export.versions import list_versions, version_dir
+from fashion_core.versions import list_versions, version_dir
 
 SHEET = 9  # images in the default 3x3 sheet
 
@@ -46,8 +46,8 @@ def measure(
     """Back-to-back calls of ``images`` images for ``seconds``: sheets/s and call latency."""
     import tensorflow as tf
 
-    from export.signature import INPUT, OUTPUT
-    from gateway.render import sheet_png
+    from fashion_core.contract import INPUT, OUTPUT
+    from fashion_core.render import sheet_png
 
     rng = np.random.default_rng(0)
     sheets = images // SHEET
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     path = version_dir(args.model_base_path, version)
     import tensorflow as tf
 
-    from export.signature import INPUT, SIGNATURE
+    from fashion_core.contract import INPUT, SIGNATURE
 
     loaded = tf.saved_model.load(str(path))
     fn = loaded.signatures[SIGNATURE]

@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 from flask import Flask, Response
 
-from export.signature import INPUT, OUTPUT, SIGNATURE
+from fashion_core.contract import INPUT, OUTPUT, SIGNATURE
 
 GENERATOR_SOURCE = "SavedModel signature serving_default (same version the gateway serves)"
 

@@ -26,10 +26,9 @@ RUN python requirements_from_pyproject.py pyproject.toml \
         --only tensorflow-serving-api > no-deps.txt \
     && pip install -r runtime.txt \
     && pip install --no-deps -r no-deps.txt
-COPY training/ training/
-COPY export/ export/
+# only what the gateway imports (tests/test_deploy_files.py checks it against the imports)
+COPY fashion_core/ fashion_core/
 COPY gateway/ gateway/
-COPY serving_config/ serving_config/
 RUN pip install --no-deps . \
     && python -c "import gateway, starlette, uvicorn, requests, grpc, PIL, numpy, prometheus_client" \
     && if python -c "import tensorflow" 2>/dev/null; then echo "TensorFlow leaked in" >&2; exit 1; fi
@@ -37,10 +36,8 @@ RUN pip install --no-deps . \
 FROM builder-base AS builder-full
 RUN python requirements_from_pyproject.py pyproject.toml > runtime.txt \
     && pip install -r runtime.txt
-COPY training/ training/
-COPY export/ export/
+COPY fashion_core/ fashion_core/
 COPY gateway/ gateway/
-COPY serving_config/ serving_config/
 RUN pip install --no-deps . && python -c "import gateway"
 
 # --- runtime ---------------------------------------------------------------------------------

@@ -19,11 +19,12 @@ WORKDIR /src
 COPY pyproject.toml docker/requirements_from_pyproject.py ./
 RUN python requirements_from_pyproject.py pyproject.toml --exclude tensorflow > runtime.txt \
     && pip install "${TF_PACKAGE}" -r runtime.txt
-COPY training/ training/
+# what training imports (no gateway: tests/test_deploy_files.py checks it against the imports)
+COPY fashion_core/ fashion_core/
+COPY evaluation/ evaluation/
 COPY export/ export/
-COPY gateway/ gateway/
-COPY serving_config/ serving_config/
-RUN pip install --no-deps . && python -c "import training"
+COPY training/ training/
+RUN pip install --no-deps . && python -c "import training, evaluation, export"
 
 FROM python:3.11-slim-bookworm AS trainer
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from training.cli_options import add_release_options
-from training.data import DataError
+from export.cli_options import add_release_options
+from fashion_core.dataset import DataError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
 
     from export.release import release
-    from training.data import load
+    from fashion_core.dataset import load
 
     try:
         generator = keras.models.load_model(args.generator, compile=False)

@@ -3,19 +3,22 @@
 TF Serving loads any numeric folder it sees under the base path and does not check that it is
 complete (contract: Models on disk), so a version is built in a hidden temporary folder on the
 same filesystem, reloaded and called once, then renamed to its number in one step. A crash at any
-moment leaves at most a hidden ``.tmp-publish-*`` folder, which the next publish removes.
-Numbers are allocated under an exclusive file lock, so concurrent publishes never collide.
+moment leaves at most a hidden ``.tmp-publish-*`` folder, which a later publish removes.
+
+Each temporary folder is owned by a lock (``.tmp-publish-<id>.lock``) that its publisher holds
+until it is done: a cleaner removes only folders whose lock nobody holds, so no process deletes
+another's live publish, in whatever PID namespace either runs. Numbers are allocated under an
+exclusive lock and a high-water mark, so concurrent publishes never collide and a deleted
+version's number is never given out again.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +27,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from export.card import CARD_FILE, stamp
-from export.signature import INPUT, OUTPUT, SIGNATURE, latent_dim_of, save_serving_model
-from export.versions import list_versions
+from export.signature import latent_dim_of, save_serving_model
 from export.warmup import write_warmup
-from training.process import pid_alive
+from fashion_core import atomic, locks
+from fashion_core.cards import CARD_FILE, stamp
+from fashion_core.contract import IMAGE_SHAPE, INPUT, OUTPUT, SIGNATURE
+from fashion_core.versions import next_version, record_version
 
 TMP_PREFIX = ".tmp-publish-"
 LOCK_FILE = ".publish.lock"
@@ -46,46 +50,24 @@ class Published:
     path: Path
 
 
-@contextmanager
-def _locked(base_path: Path) -> Iterator[None]:
-    with open(base_path / LOCK_FILE, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def _owner_lock(folder: Path) -> Path:
+    return folder.with_name(folder.name + ".lock")
 
 
 def clean_leftovers(base_path: Path) -> list[Path]:
-    """Remove temporary folders of publishes whose process is gone (crashed or killed)."""
+    """Remove temporary folders (and lock files) of publishes that are not running any more."""
     removed = []
-    for p in base_path.glob(TMP_PREFIX + "*"):
-        pid_text = p.name[len(TMP_PREFIX) :].split("-", 1)[0]
-        if pid_text.isdigit() and pid_alive(int(pid_text)) and int(pid_text) != os.getpid():
+    for p in sorted(base_path.glob(TMP_PREFIX + "*")):
+        if p.name.endswith(".lock"):
+            if not (p.with_suffix("")).exists() and not locks.is_held(p):
+                p.unlink(missing_ok=True)
+            continue
+        if locks.is_held(_owner_lock(p)):
             continue  # another publish is writing it right now
         shutil.rmtree(p, ignore_errors=True)
+        _owner_lock(p).unlink(missing_ok=True)
         removed.append(p)
     return removed
-
-
-def _fsync_tree(root: Path) -> None:
-    """Flush every file and folder, so the rename never publishes data still in the page cache."""
-    for folder, _, files in os.walk(root):
-        for name in files:
-            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _fsync_dir(Path(folder))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def verify(path: Path, generator: keras.Model) -> None:
@@ -99,7 +81,7 @@ def verify(path: Path, generator: keras.Model) -> None:
     except Exception as exc:  # any load or call failure means the folder must not be published
         raise PublishError(f"the exported SavedModel does not load or run: {exc}") from exc
     want = np.asarray(generator(z, training=False))
-    if out.shape != (3, 28, 28, 1) or not np.all(np.isfinite(out)):
+    if out.shape != (3, *IMAGE_SHAPE) or not np.all(np.isfinite(out)):
         raise PublishError(f"the exported model returned shape {out.shape} or non-finite values.")
     if out.min() < -1.0 or out.max() > 1.0:
         raise PublishError("the exported model returned values outside [-1, 1].")
@@ -119,7 +101,9 @@ def publish(
     base_path.mkdir(parents=True, exist_ok=True)
     base_path = base_path.resolve()
     clean_leftovers(base_path)
-    tmp = base_path / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = base_path / f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}"
+    owner = locks.try_acquire(_owner_lock(tmp))  # a fresh name: always free
+    assert owner is not None
     try:
         step("save")
         save_serving_model(generator, tmp)
@@ -129,18 +113,22 @@ def publish(
         write_warmup(extra, model_name, latent_dim_of(generator))
         step("verify")
         verify(tmp, generator)
-        with _locked(base_path):
-            version = max(list_versions(base_path), default=0) + 1
+        with locks.exclusive(base_path / LOCK_FILE):
+            version = next_version(base_path)
             step("card")
             (extra / CARD_FILE).write_text(json.dumps(stamp(card, version), indent=2))
             step("fsync")
-            _fsync_tree(tmp)
+            atomic.fsync_tree(tmp)
             step("rename")
             final = base_path / str(version)
             os.rename(tmp, final)  # atomic on one filesystem; fails rather than merge
-            _fsync_dir(base_path)
+            atomic.fsync_dir(base_path)
+            record_version(base_path, version)
         step("done")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        os.close(owner)
+        _owner_lock(tmp).unlink(missing_ok=True)
     return Published(version, final)

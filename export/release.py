@@ -13,10 +13,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from export.card import build_card
 from export.publish import Published, publish
 from export.signature import latent_dim_of
-from training.data import FashionMNIST
+from fashion_core.cards import build_card
+from fashion_core.dataset import FashionMNIST
 
 Log = Callable[[str], None]
 
@@ -24,7 +24,8 @@ Log = Callable[[str], None]
 def measure(
     generator: keras.Model, data: FashionMNIST, classifier_path: Path, samples: int, log: Log
 ) -> dict[str, Any]:
-    from training.evaluate import load_or_train_classifier, quality_figures
+    from evaluation.classifier import load_or_train_classifier
+    from evaluation.figures import Evaluator
 
     if samples <= 0:
         return {"skipped": "eval_samples is 0"}
@@ -33,8 +34,8 @@ def measure(
     def generate(z: np.ndarray) -> np.ndarray:
         return np.asarray(generator(z, training=False))
 
-    figures = quality_figures(
-        generate, data, classifier, samples=samples, latent_dim=latent_dim_of(generator)
+    figures = Evaluator(data, classifier).figures(
+        generate, samples=samples, latent_dim=latent_dim_of(generator)
     )
     return {**figures, "classifier": str(classifier_path)}
 
@@ -48,10 +49,14 @@ def release(
     training: dict[str, Any],
     model_name: str,
     log: Log = print,
+    on_phase: Callable[[str], None] = lambda _phase: None,
 ) -> Published:
+    """Measure (when ``data`` is given) and publish; ``on_phase`` hears "evaluating" and
+    "publishing" (the training job's progress)."""
     quality: dict[str, Any] = {"skipped": "no data given"}
     data_info: dict[str, Any] = {}
     if data is not None:
+        on_phase("evaluating")
         data_info = {"name": "fashion-mnist", "source": data.source, "sha256": data.sha256}
         quality = measure(generator, data, classifier_path, eval_samples, log)
         if "fid" in quality:
@@ -60,6 +65,7 @@ def release(
                 f" KL clases {quality['class_kl_to_uniform']:.3f},"
                 f" distancia al vecino {quality['nn_distance_mean']:.2f}"
             )
+    on_phase("publishing")
     card = build_card(latent_dim_of(generator), training=training, data=data_info, quality=quality)
     published = publish(generator, base_path, card, model_name=model_name)
     log(f"Publicada la versión {published.version} en {published.path}")

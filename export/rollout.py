@@ -29,9 +29,10 @@ from typing import Any
 
 import requests
 
-from export.card import read_card
-from export.models_config import ConfigFileError, ModelEntry, read, write
-from export.versions import list_versions, version_dir
+from fashion_core import atomic
+from fashion_core.cards import read_card
+from fashion_core.models_config import ConfigFileError, ModelEntry, read, with_entry, write
+from fashion_core.versions import list_versions, version_dir
 
 STABLE, CANARY = "stable", "canary"
 
@@ -115,7 +116,7 @@ class Rollout:
 
     def save(self, entry: ModelEntry) -> None:
         config, _ = read(self.config_path, self.model_name)
-        write(self.config_path, config, entry)
+        write(self.config_path, with_entry(config, entry))
         self.reload(entry)
 
     def history(self) -> list[int]:
@@ -126,9 +127,7 @@ class Rollout:
 
     def record_stable(self, version: int) -> None:
         stables = [v for v in self.history() if v != version] + [version]
-        tmp = self.history_path.with_name(f".{self.history_path.name}.{uuid.uuid4().hex[:6]}")
-        tmp.write_text(json.dumps({"stable": stables[-20:]}))
-        os.replace(tmp, self.history_path)
+        atomic.write_json(self.history_path, {"stable": stables[-20:]})
 
     def quality(self, version: int) -> dict[str, Any]:
         try:
@@ -208,9 +207,7 @@ class Rollout:
         self.point(STABLE, target, force, compare=False)
         # the rolled-back version leaves the history, so a second rollback goes further back
         stables = [v for v in self.history() if v not in (current, target)] + [target]
-        tmp = self.history_path.with_name(f".{self.history_path.name}.tmp")
-        tmp.write_text(json.dumps({"stable": stables}))
-        os.replace(tmp, self.history_path)
+        atomic.write_json(self.history_path, {"stable": stables})
         self.log(f"rolled back: stable {current} -> {target}")
 
     def retire(self, keep: int, dry_run: bool) -> list[int]:

@@ -1,7 +1,5 @@
-"""The serving signature every published version carries.
-
+"""Write a generator as a SavedModel with the one public signature of ``fashion_core.contract``:
 serving_default: ``z`` float32 [-1, latent_dim] -> ``images`` float32 [-1, 28, 28, 1] in [-1, 1].
-REST and gRPC clients address these aliases, so they are part of the public contract.
 """
 
 from __future__ import annotations
@@ -11,9 +9,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-SIGNATURE = "serving_default"
-INPUT = "z"
-OUTPUT = "images"
+from fashion_core.contract import INPUT, OUTPUT, SIGNATURE
 
 
 def latent_dim_of(generator: keras.Model) -> int:

@@ -9,11 +9,12 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from export.signature import INPUT, SIGNATURE
+from fashion_core.contract import INPUT, SIGNATURE
 
 WARMUP_FILE = "tf_serving_warmup_requests"
-# one sheet of 9, a single row, and the largest allowed batch in serving_config/batching.config
-WARMUP_BATCHES = (1, 9, 72)
+# a single row, and every allowed batch size of serving_config/batching.config (a test checks
+# they agree): with batching on, TF Serving runs only those sizes, so each is warm at load
+WARMUP_BATCHES = (1, 9, 18, 36, 72)
 
 
 def write_warmup(assets_extra: Path, model_name: str, latent_dim: int) -> Path:

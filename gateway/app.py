@@ -27,13 +27,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from fashion_core.auth import AuthError, BodyError, check_bearer, profile_from_body
+from fashion_core.render import sheet_png
 from gateway import params
 from gateway.backends import Backend, Pin, make_backend
 from gateway.batching import Batcher
 from gateway.docs import docs_page, openapi
 from gateway.errors import BadRequest, NotPinnable, NoVersion, TrainerError, UpstreamError
 from gateway.metrics import Metrics
-from gateway.render import sheet_png
 from gateway.settings import Settings
 from gateway.trainer import Trainer, make_trainer
 
@@ -149,17 +150,21 @@ class Gateway:
 
     async def training_post(self, request: Request) -> Response:
         """Start a training job (Authorization: Bearer GATEWAY_ADMIN_TOKEN)."""
-        token = self.settings.admin_token
-        if not token:
-            raise BadRequest("POST /api/training is disabled: set GATEWAY_ADMIN_TOKEN.", 403)
-        given = request.headers.get("authorization", "")
-        if not secrets.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise BadRequest("POST /api/training needs 'Authorization: Bearer <admin token>'.", 401)
-        raw = await _read_body(request, 4096)
-        profile = self.settings.train_profile
-        if raw.strip():
-            profile = _profile(raw)
-        job, started = await self.trainer.start(profile)
+        try:
+            check_bearer(
+                request.headers.get("authorization"),
+                self.settings.admin_token,
+                "POST /api/training",
+                "GATEWAY_ADMIN_TOKEN",
+            )
+            profile = profile_from_body(
+                await _read_body(request, 4096), self.settings.train_profile
+            )
+        except AuthError as exc:
+            raise BadRequest(str(exc), exc.status) from None
+        except BodyError as exc:
+            raise BadRequest(str(exc)) from None
+        job, started = await self.trainer.start(profile, automatic=False)
         if started:
             self.metrics.training_jobs.inc()
         return JSONResponse({"training": job, "started": started}, status_code=202)
@@ -212,20 +217,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise BadRequest(f"the body must be at most {limit} bytes.", 413)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _profile(raw: bytes) -> str:
-    import json
-
-    from gateway.settings import PROFILES
-
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        doc = None
-    if not isinstance(doc, dict) or doc.get("profile", "quick") not in PROFILES:
-        raise BadRequest(f'the body must be {{"profile": one of {", ".join(PROFILES)}}}.')
-    return str(doc.get("profile", "quick"))
 
 
 def create_app(

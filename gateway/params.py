@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from fashion_core.latents import MAX_SEED, latents_for
 from gateway.backends.base import Pin
 from gateway.errors import BadRequest
 from gateway.settings import Settings
 
-MAX_SEED = 2**63 - 1
+__all__ = ["Layout", "body", "latents_for", "pin", "query"]
 LABEL = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 QUERY_KEYS = {"seed", "rows", "cols", "scale", "spacing", "version", "label"}
 BODY_KEYS = {"latents", "rows", "cols", "scale", "spacing", "version", "label"}
@@ -123,8 +124,3 @@ def _grid(n: int) -> tuple[int, int]:
     """The most square rows x cols == n (rows <= cols): 9 -> 3x3, 6 -> 2x3, 7 -> 1x7."""
     rows = max(r for r in range(1, math.isqrt(n) + 1) if n % r == 0)
     return rows, n // rows
-
-
-def latents_for(seed: int, count: int, latent_dim: int) -> np.ndarray:
-    """The sheet's noise, a pure function of the seed: same seed, same version, same PNG."""
-    return np.random.default_rng(seed).standard_normal((count, latent_dim), dtype=np.float32)

@@ -11,9 +11,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from fashion_core.contract import MODEL_NAME, PROFILES
+
 Backend = Literal["embedded", "rest", "grpc"]
 BACKENDS: tuple[Backend, ...] = ("embedded", "rest", "grpc")
-PROFILES = ("seed", "smoke", "quick", "default")
 T = TypeVar("T")
 
 
@@ -24,7 +25,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     backend: Backend = "embedded"
-    model_name: str = "fashion_gan"
+    model_name: str = MODEL_NAME
     model_base_path: Path = Path("models/fashion_gan")
     # labels for the embedded backend (TF Serving reads its own copy via --model_config_file)
     model_config_file: Path | None = None

@@ -1,6 +1,6 @@
-"""Where train-on-miss sends its job: a local supervisor subprocess (``training.jobs``), or the
-trainer service's job runner over HTTP (``GATEWAY_TRAINER_URL``, see training/jobserver.py).
-Both answer with the same JSON state that ``GET /api/training`` shows."""
+"""Where train-on-miss sends its job: the local job runner (``fashion_core.jobs``, a supervisor
+subprocess), or the trainer service's job runner over HTTP (``GATEWAY_TRAINER_URL``, see
+training/jobserver.py). Both answer with the same JSON state that ``GET /api/training`` shows."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from typing import Any, Protocol
 
 import requests
 
+from fashion_core.jobs import TrainingJobs
 from gateway.errors import TrainerError
 from gateway.settings import Settings
-from training.jobs import TrainingJobs
 
 
 class Trainer(Protocol):
-    async def start(self, profile: str) -> tuple[dict[str, Any], bool]: ...
+    async def start(self, profile: str, automatic: bool = True) -> tuple[dict[str, Any], bool]:
+        """Start a job unless one runs; an automatic start (a miss) honours the back-off."""
+        ...
 
     async def state(self) -> dict[str, Any]: ...
 
@@ -24,8 +26,8 @@ class LocalTrainer:
     def __init__(self, settings: Settings) -> None:
         self.jobs = TrainingJobs(settings.jobs_dir, settings.model_base_path)
 
-    async def start(self, profile: str) -> tuple[dict[str, Any], bool]:
-        job, started = await asyncio.to_thread(self.jobs.start, profile)
+    async def start(self, profile: str, automatic: bool = True) -> tuple[dict[str, Any], bool]:
+        job, started = await asyncio.to_thread(self.jobs.start, profile, automatic)
         return job.to_json(), started
 
     async def state(self) -> dict[str, Any]:
@@ -39,11 +41,14 @@ class RemoteTrainer:
         self.token = settings.admin_token
         self.session = requests.Session()
 
-    def _call(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _call(
+        self, method: str, body: dict[str, Any] | None = None, automatic: bool = True
+    ) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        params = {} if automatic else {"automatic": "false"}
         try:
             resp = self.session.request(
-                method, self.url, json=body, timeout=self.timeout, headers=headers
+                method, self.url, json=body, timeout=self.timeout, headers=headers, params=params
             )
             payload: dict[str, Any] = resp.json()
         except requests.RequestException:
@@ -56,8 +61,8 @@ class RemoteTrainer:
             )
         return payload
 
-    async def start(self, profile: str) -> tuple[dict[str, Any], bool]:
-        payload = await asyncio.to_thread(self._call, "POST", {"profile": profile})
+    async def start(self, profile: str, automatic: bool = True) -> tuple[dict[str, Any], bool]:
+        payload = await asyncio.to_thread(self._call, "POST", {"profile": profile}, automatic)
         return payload["training"], bool(payload.get("started"))
 
     async def state(self) -> dict[str, Any]:

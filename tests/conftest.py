@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from fashion_core.dataset import FashionMNIST
+
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(
     os.environ.get("FASHION_MNIST_DIR") or REPO.parent / "shared" / "datasets" / "fashion-mnist"
@@ -46,40 +48,70 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def classifier_path(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+def fashion(data_dir: Path) -> FashionMNIST:
+    """The real data set, read and checked once."""
+    from fashion_core.dataset import load_from_dir
+
+    return load_from_dir(data_dir)
+
+
+@pytest.fixture(scope="session")
+def classifier_path(tmp_path_factory: pytest.TempPathFactory, fashion: FashionMNIST) -> Path:
     """A one-epoch evaluator classifier on a subset: enough to exercise the figures quickly."""
-    from training.data import load_from_dir
-    from training.evaluate import load_or_train_classifier
+    from evaluation.classifier import load_or_train_classifier
 
     path = tmp_path_factory.mktemp("classifier") / "fmnist_classifier.keras"
-    load_or_train_classifier(
-        path, load_from_dir(data_dir), log=lambda _: None, epochs=1, train_samples=5000
-    )
+    messages: list[str] = []
+    load_or_train_classifier(path, fashion, log=messages.append, epochs=1, train_samples=5000)
+    assert any(m.startswith("Trained classifier") for m in messages), messages
     return path
 
 
 @pytest.fixture(scope="session")
 def smoke_base(tmp_path_factory: pytest.TempPathFactory, classifier_path: Path) -> Iterator[Path]:
-    """models/fashion_gan with versions 1 and 2, each from a smoke training run of the CLI."""
+    """models/fashion_gan with versions 1 and 2, each from a smoke training run of the CLI.
+
+    The two runs go in parallel (one per core), each publishing version 1 into a base path of
+    its own; the second is then moved in as version 2, with its card saying so."""
+    import json
+
     root = tmp_path_factory.mktemp("models")
-    base = root / "fashion_gan"
-    for n in (1, 2):
-        proc = run_cli(
-            "training",
-            "--profile",
-            "smoke",
-            "--model-base-path",
-            str(base),
-            "--run-dir",
-            str(root / f"run{n}"),
-            "--keras-out",
-            str(root / f"g{n}.keras"),
-            "--classifier",
-            str(classifier_path),
-            "--set",
-            f"seed={n}",
-            "--quiet",
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "training",
+                "--profile",
+                "smoke",
+                "--model-base-path",
+                str(root / f"base{n}" / "fashion_gan"),
+                "--run-dir",
+                str(root / f"run{n}"),
+                "--keras-out",
+                str(root / f"g{n}.keras"),
+                "--classifier",
+                str(classifier_path),
+                "--set",
+                f"seed={n}",
+                "--quiet",
+            ],
+            cwd=REPO,
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-        assert f"Publicada la versión {n}" in proc.stdout
+        for n in (1, 2)
+    ]
+    base = root / "fashion_gan"
+    base.mkdir()
+    for n, proc in enumerate(procs, start=1):
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out[-2000:] + err[-2000:]
+        assert "Publicada la versión 1" in out
+        (root / f"base{n}" / "fashion_gan" / "1").rename(base / str(n))
+        card_path = base / str(n) / "assets.extra" / "model_card.json"
+        card = json.loads(card_path.read_text())
+        card_path.write_text(json.dumps({**card, "version": n}, indent=2))
     yield base

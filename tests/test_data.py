@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fashion_core.dataset import FILES, DataError, load_from_dir, to_unit_range
 from tests.conftest import ENV, REPO, run_cli
-from training.data import FILES, DataError, load_from_dir, to_unit_range
 
 
 @pytest.fixture()
@@ -52,7 +52,7 @@ def test_keras_loader_reads_the_keras_home_cache(copy_dir: Path, tmp_path: Path)
     (home / "datasets").mkdir(parents=True)
     shutil.copytree(copy_dir, home / "datasets" / "fashion-mnist")
     # Keras reads KERAS_HOME when it is imported: a fresh process, as a user's would be
-    code = "from training.data import load; d = load(None); print(d.x_train.shape, d.source)"
+    code = "from fashion_core.dataset import load; d = load(None); print(d.x_train.shape, d.source)"
     proc = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO,

@@ -1,4 +1,4 @@
-"""training.evaluate on the real Fashion-MNIST files, with a classifier trained for 1 epoch.
+"""The evaluator on the real Fashion-MNIST files, with the session's 1-epoch classifier.
 
 .venv/bin/python -m pytest tests/test_evaluate.py
 """
@@ -15,17 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.data import FashionMNIST, load_from_dir, to_unit_range
-from training.evaluate import (
-    class_kl_to_uniform,
-    frechet_distance,
-    load_or_train_classifier,
-    main,
-    quality_figures,
-)
+from evaluation import EvaluateError
+from evaluation.__main__ import main
+from evaluation.classifier import load_or_train_classifier
+from evaluation.figures import quality_figures
+from evaluation.metrics import class_kl_to_uniform, class_shares, frechet_distance
+from fashion_core.dataset import FashionMNIST, to_unit_range
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared/datasets/fashion-mnist"
 TROUSER = 1  # the class a 1-epoch classifier gets most nearly right
 SAMPLES = 500  # enough for a stable FID ordering, small enough for 2 CPU cores
 
@@ -33,24 +30,18 @@ Generate = Callable[[np.ndarray], np.ndarray]
 
 
 @pytest.fixture(scope="module")
-def data() -> FashionMNIST:
-    if not DATA_DIR.is_dir():
-        pytest.skip(f"{DATA_DIR} is missing: the shared Fashion-MNIST files are needed")
-    return load_from_dir(DATA_DIR)
-
-
-@pytest.fixture(scope="module")
-def classifier_path(data: FashionMNIST, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("artifacts") / "fmnist_classifier.keras"
-    messages: list[str] = []
-    load_or_train_classifier(path, data, log=messages.append, epochs=1, train_samples=6000)
-    assert any(m.startswith("Trained classifier") for m in messages), messages
-    return path
+def data(fashion: FashionMNIST) -> FashionMNIST:
+    return fashion
 
 
 @pytest.fixture(scope="module")
 def classifier(classifier_path: Path, data: FashionMNIST) -> object:
     return load_or_train_classifier(classifier_path, data, log=lambda _: None)
+
+
+def finite(figures: dict[str, object]) -> bool:
+    numbers = [v for v in figures.values() if isinstance(v, int | float)]
+    return len(numbers) >= 8 and all(math.isfinite(v) for v in numbers)
 
 
 def noise_generator(seed: int = 0) -> Generate:
@@ -119,10 +110,14 @@ def test_class_kl_spans_zero_to_log10() -> None:
     assert class_kl_to_uniform(np.full(100, 4)) == pytest.approx(math.log(10))
 
 
+def test_class_shares_count_each_class() -> None:
+    assert class_shares(np.array([0, 0, 1, 9])) == [0.5, 0.25, 0, 0, 0, 0, 0, 0, 0, 0.25]
+
+
 def test_real_data_scores_far_better_than_noise(data: FashionMNIST, classifier: object) -> None:
     figures = quality_figures(noise_generator(), data, classifier, samples=SAMPLES, seed=0)
     print("noise vs real floor:", figures)
-    assert all(math.isfinite(v) for v in figures.values()), figures
+    assert finite(figures), figures
     assert figures["samples"] == SAMPLES
     # the train-vs-test floor is near 0; uniform noise is nowhere near a garment
     assert figures["fid"] > 20 * figures["fid_real_floor"]
@@ -136,7 +131,8 @@ def test_real_data_scores_far_better_than_noise(data: FashionMNIST, classifier: 
 def test_copied_single_class_is_caught(data: FashionMNIST, classifier: object) -> None:
     figures = quality_figures(copying_generator(data, TROUSER), data, classifier, samples=SAMPLES)
     print("copied trousers:", figures)
-    assert all(math.isfinite(v) for v in figures.values()), figures
+    assert finite(figures), figures
+    assert max(figures["class_shares"]) > 0.6  # almost everything lands in one class
     assert figures["nn_distance_mean"] < 1e-3  # memorisation: every image is a training image
     assert figures["nn_distance_median"] < 1e-3
     # one mode only: near log(10) = 2.303; a 1-epoch classifier misreads a few trousers
@@ -145,8 +141,6 @@ def test_copied_single_class_is_caught(data: FashionMNIST, classifier: object) -
 
 
 def test_bad_generator_output_is_one_sentence(data: FashionMNIST, classifier: object) -> None:
-    from training.evaluate import EvaluateError
-
     with pytest.raises(EvaluateError, match="shape"):
         quality_figures(lambda z: np.zeros((len(z), 28, 28)), data, classifier, samples=10)
     with pytest.raises(EvaluateError, match="NaN"):
@@ -178,11 +172,11 @@ def save_tiny_generator(version_dir: Path, quality: dict[str, float] | None = No
 
 
 def test_cli_prints_a_versions_figures(
-    tmp_path: Path, classifier_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, classifier_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     base = tmp_path / "fashion_gan"
     save_tiny_generator(base / "1", quality={"fid": 123.5, "fid_real_floor": 0.5})
-    argv = ["--model-base-path", str(base), "--data-dir", str(DATA_DIR)]
+    argv = ["--model-base-path", str(base), "--data-dir", str(data_dir)]
     argv += ["--classifier", str(classifier_path), "--samples", "300", "--seed", "3"]
     assert main(argv) == 0
     out = capsys.readouterr().out
@@ -196,6 +190,8 @@ def test_cli_prints_a_versions_figures(
         generated, floor = (float(v) for v in rows[name])
         assert math.isfinite(generated) and math.isfinite(floor)
     assert float(rows["fid"][0]) > float(rows["fid"][1])
+    shares = next(line for line in lines if line.startswith("class shares %")).split()[3:]
+    assert len(shares) == 10 and sum(map(float, shares)) == pytest.approx(100, abs=0.1)
     # the card's stored figures, printed back below the table
     card = lines.index(next(line for line in lines if line.endswith("model_card.json (quality):")))
     assert [line.split() for line in lines[card + 1 :]] == [
@@ -206,7 +202,7 @@ def test_cli_prints_a_versions_figures(
 
 def test_cli_help_documents_every_option() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "training.evaluate", "--help"],
+        [sys.executable, "-m", "evaluation", "--help"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -220,10 +216,13 @@ def test_cli_help_documents_every_option() -> None:
 
 @pytest.mark.parametrize("case", ["missing", "empty", "unknown-version", "bad-data", "not-saved"])
 def test_cli_errors_are_one_sentence_and_exit_2(
-    case: str, tmp_path: Path, classifier_path: Path, capsys: pytest.CaptureFixture[str]
+    case: str,
+    tmp_path: Path,
+    classifier_path: Path,
+    data_dir: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     base = tmp_path / "fashion_gan"
-    data_dir = DATA_DIR
     version: list[str] = []
     if case != "missing":
         base.mkdir()

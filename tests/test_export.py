@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from export.versions import list_versions
+from fashion_core.versions import list_versions
 from tests.conftest import ENV, REPO, run_cli
 
 

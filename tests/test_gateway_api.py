@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from PIL import Image
 from starlette.testclient import TestClient
 
+from fashion_core.render import sheet_size
 from gateway.app import create_app
-from gateway.render import sheet_size
 from gateway.settings import Settings
 from tests.servers import write_models_config
 

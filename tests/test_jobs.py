@@ -1,16 +1,21 @@
-"""Single-flight training jobs: one job at a time across threads and restarts, a dead job is
-reported and cleared, a failed job reports its error and the next start runs a new one."""
+"""Single-flight training jobs: one job at a time across threads and restarts, proven by a file
+lock rather than a pid; a dead job is reported, a failed one backs off before an automatic
+restart, and progress is read as data."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from training.jobs import JOB_FILE, JobState, TrainingJobs
+from fashion_core import locks
+from fashion_core.jobs import JOB_FILE, PROGRESS_FILE, RUNNING_LOCK, JobState, TrainingJobs
+from fashion_core.progress import ProgressFile
 
 
 def _wait_done(jobs: TrainingJobs, timeout: float = 120) -> JobState:
@@ -23,48 +28,92 @@ def _wait_done(jobs: TrainingJobs, timeout: float = 120) -> JobState:
     raise AssertionError(f"job still {jobs.state()}")
 
 
-def test_one_job_for_many_concurrent_starts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path / "no-data"))  # fails after a few s
-    jobs = TrainingJobs(tmp_path / "jobs", tmp_path / "models")
+@pytest.fixture()
+def failing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TrainingJobs:
+    # the job fails after a few seconds (TensorFlow import, then no data folder)
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path / "no-data"))
+    return TrainingJobs(tmp_path / "jobs", tmp_path / "models")
+
+
+def test_one_job_for_many_concurrent_starts(failing: TrainingJobs, tmp_path: Path) -> None:
     with ThreadPoolExecutor(12) as pool:
-        results = list(pool.map(lambda _: jobs.start("smoke"), range(24)))
+        results = list(pool.map(lambda _: failing.start("smoke"), range(24)))
     assert sum(started for _, started in results) == 1
     assert len({state.pid for state, _ in results}) == 1
+    assert locks.is_held(tmp_path / "jobs" / RUNNING_LOCK)
     # a second instance (a restarted gateway) finds the running job instead of starting one
     again, started = TrainingJobs(tmp_path / "jobs", tmp_path / "models").start("smoke")
     assert not started and again.pid == results[0][0].pid
-    _wait_done(jobs)
+    _wait_done(failing)
+    assert not locks.is_held(tmp_path / "jobs" / RUNNING_LOCK)
 
 
-def test_failed_job_reports_its_error_then_a_new_one_starts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path / "no-data"))
-    jobs = TrainingJobs(tmp_path / "jobs", tmp_path / "models")
-    first, started = jobs.start("smoke")
+def test_failed_job_backs_off_then_an_admin_start_runs(failing: TrainingJobs) -> None:
+    first, started = failing.start("smoke")
     assert started and first.state == "running"
-    done = _wait_done(jobs)
-    assert done.state == "failed" and done.returncode == 2
+    done = _wait_done(failing)
+    assert done.state == "failed" and done.returncode == 2 and done.failures == 1
     assert done.error is not None and "does not exist" in done.error
-    assert (tmp_path / "jobs" / "train.log").read_text()
-    second, started = jobs.start("smoke")
+    assert done.retry_at is not None and done.finished is not None
+    assert done.retry_at - done.finished == pytest.approx(30, abs=1)
+    assert (failing.dir / "train.log").read_text()
+    # an automatic start (a miss) waits for the back-off; an operator's start does not
+    blocked, started = failing.start("smoke")
+    assert not started and blocked.state == "failed"
+    second, started = failing.start("smoke", automatic=False)
     assert started and second.pid != first.pid
-    _wait_done(jobs)
+    again = _wait_done(failing)
+    assert again.failures == 2 and again.retry_at is not None
+    assert again.retry_at - (again.finished or 0) == pytest.approx(60, abs=1)
 
 
-def test_dead_job_is_cleared(tmp_path: Path) -> None:
+def test_job_whose_files_say_running_but_holds_no_lock_died(tmp_path: Path) -> None:
     jobs_dir = tmp_path / "jobs"
     jobs_dir.mkdir()
-    ghost = {"state": "running", "profile": "quick", "pid": 999_999_999, "started": time.time()}
+    # a pid that is alive (this process) must not fool it: only the lock counts
+    ghost = {"state": "running", "profile": "quick", "pid": os.getpid(), "started": time.time()}
     (jobs_dir / JOB_FILE).write_text(json.dumps(ghost))
-    jobs = TrainingJobs(jobs_dir, tmp_path / "models")
-    state = jobs.state()
+    state = TrainingJobs(jobs_dir, tmp_path / "models").state()
     assert state.state == "failed" and "died" in (state.error or "")
+    assert state.failures == 1 and state.retry_at is not None
 
 
-def test_state_json_is_what_the_api_shows(tmp_path: Path) -> None:
+def test_killed_supervisor_leaves_the_job_running_while_training_lives(
+    failing: TrainingJobs,
+) -> None:
+    job, started = failing.start("smoke")
+    assert started and job.pid is not None
+    time.sleep(1.0)  # the supervisor has started the trainer (which holds the lock too)
+    os.kill(job.pid, signal.SIGKILL)
+    time.sleep(0.3)
+    assert failing.state().state == "running"  # the trainer still holds the lock
+    _, started = failing.start("smoke", automatic=False)
+    assert not started  # no second trainer in the same run folder
+    done = _wait_done(failing)
+    assert done.state == "failed"
+
+
+def test_progress_is_read_from_the_trainers_file(tmp_path: Path) -> None:
+    jobs_dir = tmp_path / "jobs"
+    jobs_dir.mkdir()
+    fd = locks.try_acquire(jobs_dir / RUNNING_LOCK)  # this test plays the running job
+    assert fd is not None
+    try:
+        (jobs_dir / JOB_FILE).write_text(json.dumps({"state": "running", "profile": "quick"}))
+        ProgressFile(jobs_dir / PROGRESS_FILE).update(
+            force=True, phase="training", epoch=1, epochs=4, step=300, steps=600,
+            losses={"gen_loss": 0.9}, images_per_s=512.0,
+        )  # fmt: skip
+        out = TrainingJobs(jobs_dir, tmp_path / "models").state().to_json()
+    finally:
+        os.close(fd)
+    assert (out["state"], out["epoch"], out["epochs"], out["step"]) == ("running", 1, 4, 300)
+    assert out["progress"] == pytest.approx(1.5 / 4) and out["images_per_s"] == 512.0
+    assert out["losses"] == {"gen_loss": 0.9} and out["phase"] == "training"
+
+
+def test_state_json_is_what_the_api_shows() -> None:
     out = JobState(state="running", profile="quick", started=0.0, epoch=2, epochs=4).to_json()
     assert out["started"] == "1970-01-01T00:00:00Z" and out["epoch"] == 2
     assert set(out) >= {"state", "profile", "epoch", "progress", "started", "log_tail", "error"}
+    assert set(out) >= {"step", "steps", "losses", "images_per_s", "failures", "retry_at"}

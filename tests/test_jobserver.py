@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from fashion_core.jobs import TrainingJobs
 from gateway.app import create_app
 from gateway.settings import Settings
 from tests.servers import serve
-from training.jobs import TrainingJobs
 from training.jobserver import create_app as create_jobserver
 
 

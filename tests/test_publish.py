@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from export.publish import TMP_PREFIX, clean_leftovers
-from export.versions import list_versions
+from fashion_core import locks
+from fashion_core.versions import list_versions
 from tests.conftest import ENV, REPO
 
 # runs in a child process, so that "crash" means the process dies with no cleanup at all
@@ -44,29 +45,51 @@ def test_crash_at_each_step_leaves_no_version(smoke_base: Path, tmp_path: Path, 
     proc = _publish(smoke_base.parent / "g1.keras", base, crash_at=step)
     assert proc.wait(timeout=180) == 9
     assert list_versions(base) == []  # nothing TF Serving would try to load
-    leftovers = list(base.glob(TMP_PREFIX + "*"))
-    assert len(leftovers) == (0 if step == "save" else 1)
+    assert len(_leftovers(base)) == (0 if step == "save" else 1)
 
 
 def test_next_publish_cleans_up_after_a_crash(smoke_base: Path, tmp_path: Path) -> None:
     base = tmp_path / "fashion_gan"
     assert _publish(smoke_base.parent / "g1.keras", base, crash_at="rename").wait(180) == 9
-    assert len(list(base.glob(TMP_PREFIX + "*"))) == 1
+    assert len(_leftovers(base)) == 1
     ok = _publish(smoke_base.parent / "g1.keras", base)
     out, err = ok.communicate(timeout=180)
     assert ok.returncode == 0, err[-2000:]
     assert out.strip() == "1" and list_versions(base) == [1]
-    assert not list(base.glob(TMP_PREFIX + "*"))
+    assert not list(base.glob(TMP_PREFIX + "*"))  # folders and their lock files
+
+
+def _leftovers(base: Path) -> list[Path]:
+    return [p for p in base.glob(TMP_PREFIX + "*") if p.is_dir()]
 
 
 def test_a_live_publish_is_not_cleaned(tmp_path: Path) -> None:
-    # a temporary folder owned by a running process (this one) stays
-    live = tmp_path / f"{TMP_PREFIX}{__import__('os').getppid()}-abcd"
+    # a folder whose owner lock is held (by this process, standing in for a publisher in
+    # another PID namespace) stays; one whose lock is free goes, with its lock file
+    live, dead = tmp_path / f"{TMP_PREFIX}live", tmp_path / f"{TMP_PREFIX}dead"
     live.mkdir()
-    dead = tmp_path / f"{TMP_PREFIX}999999999-abcd"
     dead.mkdir()
-    assert clean_leftovers(tmp_path) == [dead]
-    assert live.exists()
+    fd = locks.try_acquire(tmp_path / f"{TMP_PREFIX}live.lock")
+    (tmp_path / f"{TMP_PREFIX}dead.lock").touch()
+    try:
+        assert clean_leftovers(tmp_path) == [dead]
+        assert live.exists() and not (tmp_path / f"{TMP_PREFIX}dead.lock").exists()
+    finally:
+        assert fd is not None
+        __import__("os").close(fd)
+    assert clean_leftovers(tmp_path) == [live]
+
+
+def test_a_deleted_newest_version_keeps_its_number(tmp_path: Path) -> None:
+    from fashion_core.versions import next_version, record_version
+
+    (tmp_path / "1").mkdir()
+    assert next_version(tmp_path) == 2
+    record_version(tmp_path, 2)
+    (tmp_path / "2").mkdir()
+    for v in ("1", "2"):
+        (tmp_path / v).rmdir()  # an operator deletes every version
+    assert list_versions(tmp_path) == [] and next_version(tmp_path) == 3
 
 
 def test_concurrent_publishes_get_distinct_numbers(smoke_base: Path, tmp_path: Path) -> None:
@@ -78,3 +101,4 @@ def test_concurrent_publishes_get_distinct_numbers(smoke_base: Path, tmp_path: P
         assert p.returncode == 0, err[-2000:]
         numbers.append(int(out.strip()))
     assert sorted(numbers) == [1, 2, 3] and list_versions(base) == [1, 2, 3]
+    assert (base / ".high-water").read_text().strip() == "3"

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from gateway.render import sheet_png, sheet_size, tile, to_uint8
+from fashion_core.render import sheet_png, sheet_size, tile, to_uint8
 
 
 def test_tanh_range_maps_to_full_uint8_range() -> None:

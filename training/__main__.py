@@ -16,9 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from training.cli_options import add_release_options
+from export.cli_options import add_release_options
+from fashion_core.dataset import DataError
+from fashion_core.progress import ProgressFile
 from training.config import PROFILES, ConfigError, make_config
-from training.data import DataError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -58,6 +59,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-publish", action="store_true", help="train only; publish nothing")
     p.add_argument("--quiet", action="store_true", help="no per-step progress bar")
+    p.add_argument(
+        "--progress-file",
+        type=Path,
+        default=None,
+        help="write progress as JSON here (epoch, step, losses, images/s, published version)",
+    )
     return p.parse_args(argv)
 
 
@@ -74,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # TensorFlow is imported only now, so --help and config errors answer at once
     from export.release import release
-    from training.data import load
+    from fashion_core.dataset import load
     from training.train import RunError, train
 
     try:
@@ -84,10 +91,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run_dir = args.run_dir or Path("runs") / cfg.profile
     log(f"Perfil {cfg.profile}: {cfg.epochs} épocas, lote {cfg.batch_size}, datos {data.source}")
+    progress = ProgressFile(args.progress_file)
     started = time.perf_counter()
     try:
         result = train(
-            cfg, data, run_dir, log=log, fresh=args.fresh, verbose=0 if args.quiet else 1
+            cfg,
+            data,
+            run_dir,
+            log=log,
+            fresh=args.fresh,
+            verbose=0 if args.quiet else 1,
+            progress=progress,
         )
     except RunError as exc:
         print(exc, file=sys.stderr)
@@ -108,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         "resumed_from_epoch": result.resumed_from,
         "run_dir": str(run_dir),
     }
-    release(
+    published = release(
         result.generator,
         args.model_base_path,
         data,
@@ -117,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         training,
         args.model_name,
         log=log,
+        on_phase=lambda phase: progress.update(force=True, phase=phase),
     )
+    progress.update(force=True, phase="done", version=published.version)
     return 0
 
 

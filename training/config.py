@@ -10,7 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-LATENT_DIM = 100  # the seed's noise vector; the model card carries it from here on
+from fashion_core.contract import LATENT_DIM
+from fashion_core.contract import PROFILES as PROFILE_NAMES
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,9 @@ PROFILES: dict[str, TrainConfig] = {
         beta_1=0.5,
     ),
 }
+
+
+assert tuple(PROFILES) == PROFILE_NAMES, "fashion_core.contract.PROFILES names these profiles"
 
 
 class ConfigError(ValueError):

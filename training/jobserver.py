@@ -1,21 +1,25 @@
 """The trainer service's job runner: train-on-miss over HTTP for deployments where the gateway
 has no TensorFlow (docker compose, Kubernetes). No TensorFlow import here either: each job is a
-``training.jobs`` supervisor subprocess.
+``fashion_core.jobs`` supervisor subprocess.
 
-    python -m training.jobserver --host 0.0.0.0 --port 8600 --model-base-path /models/fashion_gan
+    TRAINER_ADMIN_TOKEN=... python -m training.jobserver --host 0.0.0.0 --port 8600 \\
+        --model-base-path /models/fashion_gan
 
     GET  /api/training   {"training": {state, profile, epoch, progress, ...}}
     POST /api/training   {"profile": "default"} -> 202 {"training": ..., "started": bool}
-                         (Authorization: Bearer $TRAINER_ADMIN_TOKEN when that is set)
+                         (Authorization: Bearer $TRAINER_ADMIN_TOKEN)
+
+Without a token it starts only on a loopback address (anyone who reaches it could start
+trainings that take hours of CPU).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import ipaddress
 import os
-import secrets
+import sys
 from pathlib import Path
 
 import uvicorn
@@ -24,8 +28,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from training.config import PROFILES
-from training.jobs import TrainingJobs
+from fashion_core.auth import AuthError, BodyError, check_bearer, profile_from_body
+from fashion_core.contract import PROFILES
+from fashion_core.jobs import TrainingJobs
+
+MAX_BODY = 4096
 
 
 def create_app(jobs: TrainingJobs, default_profile: str, token: str | None) -> Starlette:
@@ -34,21 +41,32 @@ def create_app(jobs: TrainingJobs, default_profile: str, token: str | None) -> S
         return JSONResponse({"training": job.to_json()})
 
     async def start(request: Request) -> Response:
-        if token and not secrets.compare_digest(
-            request.headers.get("authorization", "").encode(), f"Bearer {token}".encode()
-        ):
-            return JSONResponse({"error": "Send 'Authorization: Bearer <admin token>'."}, 401)
-        raw = await request.body()
+        if token:
+            try:
+                check_bearer(
+                    request.headers.get("authorization"),
+                    token,
+                    "POST /api/training",
+                    "TRAINER_ADMIN_TOKEN",
+                )
+            except AuthError as exc:
+                return JSONResponse({"error": str(exc)}, exc.status)
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY:
+            return JSONResponse({"error": f"The body must be at most {MAX_BODY} bytes."}, 413)
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY:
+                return JSONResponse({"error": f"The body must be at most {MAX_BODY} bytes."}, 413)
         try:
-            doc = json.loads(raw) if raw.strip() else {}
-        except ValueError:
-            doc = None
-        profile = doc.get("profile", default_profile) if isinstance(doc, dict) else None
-        if profile not in PROFILES:
-            return JSONResponse(
-                {"error": f'The body must be {{"profile": one of {", ".join(PROFILES)}}}.'}, 400
-            )
-        job, started = await asyncio.to_thread(jobs.start, profile)
+            profile = profile_from_body(raw, default_profile)
+        except BodyError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        # "automatic": a gateway's train-on-miss honours the back-off after a failed job; an
+        # operator's request says so with ?automatic=false
+        automatic = request.query_params.get("automatic", "true") != "false"
+        job, started = await asyncio.to_thread(jobs.start, profile, automatic)
         return JSONResponse({"training": job.to_json(), "started": started}, 202)
 
     return Starlette(
@@ -59,6 +77,15 @@ def create_app(jobs: TrainingJobs, default_profile: str, token: str | None) -> S
     )
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.jobserver", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
@@ -66,13 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-base-path", type=Path, default=Path("models/fashion_gan"))
     p.add_argument("--jobs-dir", type=Path, default=Path("runs/jobs"))
     p.add_argument(
-        "--profile",
-        choices=list(PROFILES),
-        default="default",
-        help="profile when a request names none",
+        "--profile", choices=list(PROFILES), default="default", help="when a request names none"
     )
     args = p.parse_args(argv)
     token = os.environ.get("TRAINER_ADMIN_TOKEN") or None
+    if token is None and not is_loopback(args.host):
+        print(
+            f"jobserver: set TRAINER_ADMIN_TOKEN to listen on {args.host}; without a token it "
+            "only listens on a loopback address.",
+            file=sys.stderr,
+        )
+        return 2
     app = create_app(TrainingJobs(args.jobs_dir, args.model_base_path), args.profile, token)
     uvicorn.run(app, host=args.host, port=args.port)
     return 0

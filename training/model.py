@@ -12,9 +12,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from training.config import LATENT_DIM
-
-IMAGE_SHAPE = (28, 28, 1)
+from fashion_core.contract import IMAGE_SHAPE, LATENT_DIM
 
 
 def _w(filters: int, width: float) -> int:

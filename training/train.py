@@ -11,7 +11,6 @@ Running the same command again with the same folder goes on from the last finish
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 import warnings
@@ -24,9 +23,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gateway.render import sheet_png
+from fashion_core import atomic
+from fashion_core.dataset import FashionMNIST
+from fashion_core.progress import ProgressFile
+from fashion_core.render import sheet_png
 from training.config import TrainConfig
-from training.data import FashionMNIST, make_dataset
+from training.data import make_dataset
 from training.model import GAN, build_discriminator, build_generator
 
 SHEET_ROWS = SHEET_COLS = 4
@@ -46,13 +48,6 @@ class TrainResult:
     resumed_from: int = 0
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write then rename: a reader (or a resumed run) never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    os.replace(tmp, path)
-
-
 def fixed_noise(cfg: TrainConfig) -> np.ndarray:
     """The run's one fixed noise batch: the same garments, watched improving epoch by epoch."""
     rng = np.random.default_rng(cfg.seed)
@@ -69,14 +64,24 @@ class EpochReport(keras.callbacks.Callback):  # type: ignore[misc]
         ckpt: tf.train.CheckpointManager,
         state: dict[str, Any],
         log: Log,
+        progress: ProgressFile,
+        steps: int,
     ) -> None:
         super().__init__()
         self.cfg, self.run_dir, self.ckpt, self.state, self.log = cfg, run_dir, ckpt, state, log
+        self.progress, self.steps = progress, steps
         self.noise = fixed_noise(cfg)
         self.started = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.started = time.perf_counter()
+        self.progress.update(force=True, phase="training", epoch=epoch, step=0)
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        # throttled to about one write a second by ProgressFile
+        seconds = time.perf_counter() - self.started
+        rate = (batch + 1) * self.cfg.batch_size / seconds if seconds > 0 else None
+        self.progress.update(step=batch + 1, images_per_s=rate)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         seconds = time.perf_counter() - self.started
@@ -90,13 +95,21 @@ class EpochReport(keras.callbacks.Callback):  # type: ignore[misc]
         gan: GAN = self.model
         images = gan.generator(self.noise, training=False)
         sheet = self.run_dir / "sheets" / f"epoch_{done:03d}.png"
-        sheet.write_bytes(sheet_png(np.asarray(images), SHEET_ROWS, SHEET_COLS, spacing=2, scale=2))
+        png = sheet_png(np.asarray(images), SHEET_ROWS, SHEET_COLS, spacing=2, scale=2)
+        atomic.write_bytes(sheet, png)
         # checkpoint before state.json: state never claims an epoch whose weights are not on disk
         self.ckpt.save(checkpoint_number=done)
         self.state["completed_epochs"] = done
         self.state["seconds_per_epoch"].append(round(seconds, 3))
         self.state["losses"] = {"gen_loss": g, "disc_loss": d}
-        write_json_atomic(self.run_dir / "state.json", self.state)
+        atomic.write_json(self.run_dir / "state.json", self.state)
+        self.progress.update(
+            force=True,
+            epoch=done,
+            step=self.steps,
+            losses={"gen_loss": g, "disc_loss": d},
+            images_per_s=round(self.steps * self.cfg.batch_size / seconds, 1),
+        )
 
 
 def _open_run(cfg: TrainConfig, run_dir: Path, fresh: bool) -> dict[str, Any]:
@@ -115,7 +128,7 @@ def _open_run(cfg: TrainConfig, run_dir: Path, fresh: bool) -> dict[str, Any]:
         shutil.rmtree(run_dir)
     (run_dir / "sheets").mkdir(parents=True)
     state = {"config": cfg.to_dict(), "completed_epochs": 0, "seconds_per_epoch": [], "losses": {}}
-    write_json_atomic(state_file, state)
+    atomic.write_json(state_file, state)
     return state
 
 
@@ -126,8 +139,11 @@ def train(
     log: Log = print,
     fresh: bool = False,
     verbose: int = 1,
+    progress: ProgressFile | None = None,
 ) -> TrainResult:
-    """Train (or resume) the GAN described by ``cfg`` in ``run_dir``; returns the generator."""
+    """Train (or resume) the GAN described by ``cfg`` in ``run_dir``; returns the generator.
+    ``progress`` receives epoch, step, losses and images/s as data (the job's progress.json)."""
+    progress = progress or ProgressFile(None)
     state = _open_run(cfg, run_dir, fresh)
     keras.utils.set_random_seed(cfg.seed)
     generator = build_generator(cfg.latent_dim, cfg.width)
@@ -154,7 +170,9 @@ def train(
 
     images = data.x_train[: cfg.train_samples] if cfg.train_samples else data.x_train
     dataset = make_dataset(images, cfg.batch_size, cfg.shuffle_buffer, cfg.seed + initial)
-    report = EpochReport(cfg, run_dir, manager, state, log)
+    steps = len(images) // cfg.batch_size  # drop_remainder
+    progress.update(force=True, epoch=initial, epochs=cfg.epochs, steps=steps)
+    report = EpochReport(cfg, run_dir, manager, state, log, progress, steps)
     # fit() warns that it will not shuffle a tf.data pipeline: ours shuffles itself
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     gan.fit(dataset, epochs=cfg.epochs, initial_epoch=initial, callbacks=[report], verbose=verbose)

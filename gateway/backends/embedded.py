@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from export.signature import INPUT, OUTPUT, SIGNATURE
-from export.versions import list_versions, version_dir
+from fashion_core.contract import INPUT, OUTPUT, SIGNATURE
+from fashion_core.models_config import LabelFile
+from fashion_core.versions import list_versions, version_dir
 from gateway.backends.base import Generated, ModelStatus, Pin, VersionState
 from gateway.errors import NotPinnable, NoVersion, UpstreamError
-from gateway.labels import LabelFile
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.embedded")

@@ -12,7 +12,8 @@ from typing import Any
 import grpc
 import numpy as np
 
-from gateway.backends import protos
+from fashion_core import protos
+from fashion_core.contract import IMAGE_SHAPE, INPUT, OUTPUT, SIGNATURE, VERSION_STATES
 from gateway.backends.base import Generated, ModelStatus, Pin, VersionState
 from gateway.errors import NotPinnable, NoVersion, UpstreamError
 from gateway.settings import Settings
@@ -21,7 +22,6 @@ pb = protos.load()  # message classes only: this module never loads TensorFlow
 
 # sheets are small, but a batch of 288 images is 0.9 MB: leave room above gRPC's 4 MB default
 MAX_MESSAGE = 64 << 20
-STATES = {0: "UNKNOWN", 10: "START", 20: "LOADING", 30: "AVAILABLE", 40: "UNLOADING", 50: "END"}
 
 
 def to_tensor(z: np.ndarray) -> Any:
@@ -68,9 +68,7 @@ class GrpcBackend:
             await self.channel.close()
 
     def _spec(self, pin: Pin) -> Any:
-        spec = pb.model_pb2.ModelSpec(
-            name=self.settings.model_name, signature_name="serving_default"
-        )
+        spec = pb.model_pb2.ModelSpec(name=self.settings.model_name, signature_name=SIGNATURE)
         if pin.version is not None:
             spec.version.CopyFrom(pb.wrappers_pb2.Int64Value(value=pin.version))
         elif pin.label is not None:
@@ -95,20 +93,18 @@ class GrpcBackend:
         return UpstreamError(f"TF Serving answered {code.name}: {detail}", 502)
 
     async def generate(self, z: np.ndarray, pin: Pin) -> Generated:
-        request = pb.predict_pb2.PredictRequest(
-            model_spec=self._spec(pin), output_filter=["images"]
-        )
-        request.inputs["z"].CopyFrom(to_tensor(z))
+        request = pb.predict_pb2.PredictRequest(model_spec=self._spec(pin), output_filter=[OUTPUT])
+        request.inputs[INPUT].CopyFrom(to_tensor(z))
         try:
             response = await self.predict_stub.Predict(
                 request, timeout=self.settings.upstream_timeout_s
             )
         except grpc.aio.AioRpcError as err:
             raise self._fail(err, pin) from None
-        if "images" not in response.outputs:
-            raise UpstreamError("TF Serving's answer has no 'images' output.", 502)
-        images = from_tensor(response.outputs["images"])
-        if images.ndim != 4 or images.shape[1:] != (28, 28, 1) or len(images) != len(z):
+        if OUTPUT not in response.outputs:
+            raise UpstreamError(f"TF Serving's answer has no '{OUTPUT}' output.", 502)
+        images = from_tensor(response.outputs[OUTPUT])
+        if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE or len(images) != len(z):
             raise UpstreamError(f"TF Serving returned images of shape {images.shape}.", 502)
         return Generated(images, int(response.model_spec.version.value))
 
@@ -125,7 +121,7 @@ class GrpcBackend:
                 )
                 sig_map = pb.get_model_metadata_pb2.SignatureDefMap()
                 response.metadata["signature_def"].Unpack(sig_map)
-                z = sig_map.signature_def["serving_default"].inputs["z"]
+                z = sig_map.signature_def[SIGNATURE].inputs[INPUT]
                 self._latent[pin] = int(z.tensor_shape.dim[-1].size)
             except grpc.aio.AioRpcError as err:
                 raise self._fail(err, pin) from None
@@ -147,7 +143,9 @@ class GrpcBackend:
             raise self._fail(err, Pin()) from None
         return ModelStatus(
             [
-                VersionState(int(v.version), STATES.get(v.state, "UNKNOWN"), v.status.error_message)
+                VersionState(
+                    int(v.version), VERSION_STATES.get(v.state, "UNKNOWN"), v.status.error_message
+                )
                 for v in response.model_version_status
             ]
         )

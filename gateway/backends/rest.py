@@ -16,6 +16,7 @@ import numpy as np
 import requests
 from requests.adapters import HTTPAdapter
 
+from fashion_core.contract import IMAGE_SHAPE, INPUT, SIGNATURE
 from gateway.backends.base import Generated, ModelStatus, Pin, VersionState
 from gateway.errors import NotPinnable, NoVersion, UpstreamError
 from gateway.settings import Settings
@@ -109,8 +110,8 @@ class RestBackend:
             raise self._fail(code, str(body), pin)
         try:
             version = int(body["model_spec"]["version"])
-            sig = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
-            self._latent[version] = int(sig["inputs"]["z"]["tensor_shape"]["dim"][-1]["size"])
+            sig = body["metadata"]["signature_def"]["signature_def"][SIGNATURE]
+            self._latent[version] = int(sig["inputs"][INPUT]["tensor_shape"]["dim"][-1]["size"])
         except (KeyError, TypeError, ValueError, IndexError):
             raise UpstreamError("TF Serving sent metadata without input 'z'.", 502) from None
         return version
@@ -167,6 +168,6 @@ def _images(body: Any) -> np.ndarray:
         raise UpstreamError(
             "TF Serving sent a predict body the gateway cannot read.", 502
         ) from None
-    if images.ndim != 4 or images.shape[1:] != (28, 28, 1):
+    if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
         raise UpstreamError(f"TF Serving returned images of shape {images.shape}.", 502)
     return images

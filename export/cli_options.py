@@ -1,5 +1,5 @@
-"""Command-line options shared by ``python -m training`` and ``python -m export``, so both read
-the data and the evaluator from the same places with the same defaults."""
+"""Command-line options shared by ``python -m export`` and ``python -m training`` (which releases
+what it trains), so both read the data and the evaluator from the same places."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import argparse
 import os
 from pathlib import Path
 
+from evaluation.classifier import default_path
+from fashion_core.contract import MODEL_NAME
+
 
 def add_release_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model-name", default="fashion_gan", help="model name used in warmup requests")
+    p.add_argument("--model-name", default=MODEL_NAME, help="model name used in warmup requests")
     p.add_argument(
         "--data-dir",
         type=Path,
@@ -20,8 +23,6 @@ def add_release_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--classifier",
         type=Path,
-        default=Path(
-            os.environ.get("FASHION_GAN_CLASSIFIER") or "artifacts/fmnist_classifier.keras"
-        ),
+        default=default_path(),
         help="evaluator classifier, trained once when missing ($FASHION_GAN_CLASSIFIER)",
     )

@@ -11,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from fashion_core.contract import IMAGE_SHAPE, INPUT, OUTPUT, SIGNATURE
+
 CARD_FILE = "model_card.json"
 PACKAGES = ("tensorflow", "keras", "numpy", "tensorflow-serving-api")
 
@@ -36,9 +38,11 @@ def build_card(
         "model": "fashion-mnist dcgan generator",
         "latent_dim": latent_dim,
         "signature": {
-            "name": "serving_default",
-            "inputs": {"z": {"dtype": "float32", "shape": [-1, latent_dim]}},
-            "outputs": {"images": {"dtype": "float32", "shape": [-1, 28, 28, 1], "range": [-1, 1]}},
+            "name": SIGNATURE,
+            "inputs": {INPUT: {"dtype": "float32", "shape": [-1, latent_dim]}},
+            "outputs": {
+                OUTPUT: {"dtype": "float32", "shape": [-1, *IMAGE_SHAPE], "range": [-1, 1]}
+            },
         },
         "training": training or {},
         "data": data or {},

@@ -1,0 +1,27 @@
+"""The serving contract: what every published version takes and returns, and the names that
+REST and gRPC clients address. Read by export (writes it), gateway and clients (call it)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+MODEL_NAME: Final = "fashion_gan"
+# serving_default: z float32 [-1, LATENT_DIM] -> images float32 [-1, 28, 28, 1] in [-1, 1]
+SIGNATURE: Final = "serving_default"
+INPUT: Final = "z"
+OUTPUT: Final = "images"
+LATENT_DIM: Final = 100  # the seed's noise vector; each version's model card carries its own
+IMAGE_SHAPE: Final = (28, 28, 1)
+
+# training recipes (training/config.py defines them; the gateway and job runner accept the names)
+PROFILES: Final = ("seed", "smoke", "quick", "default")
+
+# ModelVersionStatus.State (tensorflow_serving/apis/get_model_status.proto), number -> name
+VERSION_STATES: Final = {
+    0: "UNKNOWN",
+    10: "START",
+    20: "LOADING",
+    30: "AVAILABLE",
+    40: "UNLOADING",
+    50: "END",
+}

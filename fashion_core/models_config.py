@@ -1,0 +1,119 @@
+"""TF Serving's ``models.config`` (text ModelServerConfig): read one model's version policy and
+labels, and rewrite them atomically. Protobuf only, no TensorFlow: the rollout tool writes it,
+the embedded gateway reads its labels, TF Serving reads the same file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+from fashion_core import atomic
+
+HEADER = (
+    "# TensorFlow Serving model config, written by `python -m export.rollout`.\n"
+    "# Labels name AVAILABLE versions; the policy keeps every labelled version (and the previous\n"
+    "# stable one, for rollback) loaded. Edit with the rollout command, not by hand.\n"
+)
+
+
+class ConfigFileError(Exception):
+    """The config file is missing, does not parse, or has no entry for the model."""
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    base_path: str
+    versions: list[int] = field(default_factory=list)  # the specific policy
+    labels: dict[str, int] = field(default_factory=dict)
+
+
+def parse(text: str, source: str = "models.config") -> model_server_config_pb2.ModelServerConfig:
+    try:
+        return text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
+    except text_format.ParseError as exc:
+        raise ConfigFileError(f"{source} is not a valid models.config: {exc}.") from None
+
+
+def entry_of(config: model_server_config_pb2.ModelServerConfig, model_name: str) -> ModelEntry:
+    for model in config.model_config_list.config:
+        if model.name == model_name:
+            policy = model.model_version_policy
+            versions = list(policy.specific.versions) if policy.HasField("specific") else []
+            return ModelEntry(
+                model.name,
+                model.base_path,
+                sorted(int(v) for v in versions),
+                {k: int(v) for k, v in model.version_labels.items()},
+            )
+    raise ConfigFileError(f"the config has no model named {model_name!r}.")
+
+
+def read(
+    path: Path, model_name: str
+) -> tuple[model_server_config_pb2.ModelServerConfig, ModelEntry]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read {path}: {exc.strerror}.") from None
+    config = parse(text, str(path))
+    try:
+        return config, entry_of(config, model_name)
+    except ConfigFileError:
+        raise ConfigFileError(f"{path} has no model named {model_name!r}.") from None
+
+
+def with_entry(
+    config: model_server_config_pb2.ModelServerConfig, entry: ModelEntry
+) -> model_server_config_pb2.ModelServerConfig:
+    """A copy of ``config`` whose model ``entry.name`` has entry's policy and labels."""
+    out = model_server_config_pb2.ModelServerConfig()
+    out.CopyFrom(config)
+    for model in out.model_config_list.config:
+        if model.name == entry.name:
+            model.model_version_policy.Clear()
+            model.model_version_policy.specific.versions.extend(sorted(set(entry.versions)))
+            model.version_labels.clear()
+            for label, version in sorted(entry.labels.items()):
+                model.version_labels[label] = version
+    return out
+
+
+def render(config: model_server_config_pb2.ModelServerConfig) -> str:
+    return HEADER + str(text_format.MessageToString(config))
+
+
+def write(path: Path, config: model_server_config_pb2.ModelServerConfig) -> None:
+    """Write the whole file atomically: TF Serving never reads half a file."""
+    atomic.write_text(path, render(config))
+
+
+class LabelFile:
+    """label -> version of one model from a models.config, re-read when the file changes
+    (the embedded gateway honours the same labels TF Serving does)."""
+
+    def __init__(self, path: Path | None, model_name: str) -> None:
+        self.path, self.model_name = path, model_name
+        self._stamp: tuple[int, int] | None = None
+        self._labels: dict[str, int] = {}
+
+    def labels(self) -> dict[str, int]:
+        """{} without a file. A file that does not parse keeps the last good labels (a
+        half-edited config must not unpin traffic)."""
+        if self.path is None:
+            return {}
+        try:
+            st = self.path.stat()
+        except OSError:
+            return self._labels
+        stamp = (st.st_ino, st.st_mtime_ns)
+        if stamp != self._stamp:
+            try:
+                self._labels = read(self.path, self.model_name)[1].labels
+            except ConfigFileError:
+                return self._labels
+            self._stamp = stamp
+        return self._labels
