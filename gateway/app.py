@@ -15,7 +15,6 @@ import hashlib
 import logging
 import secrets
 import time
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,9 +28,11 @@ from starlette.routing import Route
 
 from fashion_core.auth import AuthError, BodyError, check_bearer, profile_from_body
 from fashion_core.render import sheet_png
-from gateway import params
+from fashion_core.versions import list_versions
+from gateway import params, routing
 from gateway.backends import Backend, Pin, make_backend
 from gateway.batching import Batcher
+from gateway.chunking import ChunkedBackend
 from gateway.docs import docs_page, openapi
 from gateway.errors import BadRequest, NotPinnable, NoVersion, TrainerError, UpstreamError
 from gateway.metrics import Metrics
@@ -47,10 +48,12 @@ class Gateway:
     """The app's state: one backend, one batcher, one trainer, one metrics registry."""
 
     def __init__(self, settings: Settings, backend: Backend, trainer: Trainer) -> None:
-        self.settings, self.backend, self.trainer = settings, backend, trainer
+        self.settings, self.trainer = settings, trainer
+        # every model call within TF Serving's max_batch_size (gateway/chunking.py)
+        self.backend = ChunkedBackend(backend, settings.upstream_max_batch)
         self.metrics = Metrics()
         self.batcher = Batcher(
-            backend,
+            self.backend,
             settings.max_batch_images,
             settings.batch_window_ms,
             observe=self.metrics.batch_images.observe,
@@ -58,31 +61,22 @@ class Gateway:
 
     # --- routing of traffic between versions -------------------------------------------------
     def route(self, request: Request, explicit: Pin | None) -> tuple[Pin, str]:
-        """The pin for this request and the traffic route it counts under. An explicit pin
-        wins; otherwise GATEWAY_CANARY_PERCENT of clients (by a stable hash of their key, so one
-        client always sees one version) go to the canary label and the rest to stable."""
-        if explicit is not None:
-            return explicit, "pinned"
-        share = self.settings.canary_percent
-        if share <= 0:
-            label = self.settings.default_label
-            return (Pin(label=label), "stable") if label else (Pin(), "latest")
+        """The pin for this request and its traffic route (gateway/routing.py); the client key
+        is X-Client-Id, else the client address."""
         key = request.headers.get("x-client-id") or (request.client.host if request.client else "")
-        bucket = zlib.crc32(key.encode()) % 10000
-        if bucket < share * 100:
-            return Pin(label=self.settings.canary_label), "canary"
-        return Pin(label=self.settings.stable_label), "stable"
+        return routing.choose(explicit, key, self.settings)
 
-    async def images(self, z: Any, pin: Pin, route: str, solo: bool) -> Any:
+    async def images(self, z: Any, pin: Pin, route: str) -> Any:
         """Run the model; a rollout label that is not defined yet falls back to the newest
-        version, so turning the canary share on before publishing a canary loses nothing."""
-        call = self.backend.generate if solo else self.batcher.generate
+        version, so turning the canary share on before publishing a canary loses nothing.
+        Seeded sheets are batched like the rest: every model call has 9 rows or more, where
+        a row's result does not depend on its batch (gateway/chunking.py)."""
         try:
-            return await call(z, pin)
+            return await self.batcher.generate(z, pin)
         except NotPinnable:
             if route not in ("canary", "stable"):
                 raise
-            return await call(z, Pin())
+            return await self.batcher.generate(z, Pin())
 
     async def latent_dim(self, pin: Pin, route: str) -> int:
         try:
@@ -102,9 +96,7 @@ class Gateway:
         if seed is None:
             seed = secrets.randbits(63)
         z = params.latents_for(seed, layout.count, dim)
-        # a seeded sheet is computed in a call of its own: batch composition changes float
-        # rounding in the last bits, which could flip a pixel and break byte-identical answers
-        out = await self.images(z, pin, route, solo=seeded)
+        out = await self.images(z, pin, route)
         return self._png(request, out, layout, route, seed, seeded)
 
     async def design_post(self, request: Request) -> Response:
@@ -116,7 +108,7 @@ class Gateway:
         layout, z, body_pin = params.body(raw, self.settings, dim)
         if body_pin is not None and body_pin != pin:
             pin, route = body_pin, "pinned"
-        out = await self.images(z, pin, route, solo=True)
+        out = await self.images(z, pin, route)
         return self._png(request, out, layout, route, None, True)
 
     def _png(
@@ -261,7 +253,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gw.backend.start()
-        kick = asyncio.create_task(_train_if_empty(gw))
+        kick = asyncio.create_task(_bootstrap(gw))
         yield
         kick.cancel()
         await gw.batcher.close()
@@ -284,29 +276,54 @@ def create_app(
     return app
 
 
-async def _train_if_empty(gw: Gateway) -> None:
-    """At start, a server with no version at all begins training at once (make run on a fresh
-    clone), rather than waiting for the first request to miss."""
-    try:
-        status = await gw.backend.status()
-    except Exception:
-        return  # an unreachable model server is not "no version": let requests decide
-    if not status.versions and gw.settings.train_on_miss:
+def _no_version_on_disk(gw: Gateway) -> bool:
+    """Whether MODEL_BASE_PATH (mounted read-only into every gateway) has no version folder:
+    the one condition under which a miss trains. TF Serving's own answers cannot tell "no
+    version yet" from "not loaded on this replica yet" or "not started" (contract)."""
+    return not list_versions(gw.settings.model_base_path)
+
+
+async def _bootstrap(gw: Gateway) -> None:
+    """A fresh deployment trains its first version without waiting for a request: while the
+    base path holds no version and the model server has none either (or keeps its ports
+    closed, as TF Serving does until it has loaded one), make sure a training job runs. The
+    job runner's single flight and back-off make repeating this cheap."""
+    if not gw.settings.train_on_miss:
+        return
+    interval = min(float(gw.settings.retry_after_s), 10.0)
+    while _no_version_on_disk(gw):
+        try:
+            status = await gw.backend.status()
+            if status.versions:
+                return  # the model server has versions this gateway cannot see on disk
+        except UpstreamError as exc:
+            if not exc.unreachable:
+                await asyncio.sleep(interval)
+                continue
         try:
             await gw.train_on_miss("No model version exists yet.")
         except TrainerError as exc:
             log.error("could not start training at start-up: %s", exc)
+        await asyncio.sleep(interval)
 
 
 async def _translate(gw: Gateway, exc: Exception) -> Response:
     """Every expected error type -> its HTTP answer (the one place this happens)."""
     if isinstance(exc, BadRequest):
         return JSONResponse({"error": _sentence(str(exc))}, exc.status)
-    if isinstance(exc, NoVersion):
-        try:
-            return await gw.train_on_miss(_sentence(str(exc)))
-        except TrainerError as trainer_exc:
-            exc = trainer_exc  # answered below: the miss cannot start a job right now
+    if isinstance(exc, NoVersion) or (isinstance(exc, UpstreamError) and exc.unreachable):
+        if _no_version_on_disk(gw):
+            try:
+                return await gw.train_on_miss(_sentence(str(exc)))
+            except TrainerError as trainer_exc:
+                exc = trainer_exc  # answered below: the miss cannot start a job right now
+        elif isinstance(exc, NoVersion):
+            # published but not loaded (yet, or on this replica): wait, never retrain
+            exc = UpstreamError(
+                "the model server has not loaded the published versions yet.",
+                503,
+                retry_after=gw.settings.retry_after_s,
+            )
     if isinstance(exc, UpstreamError):
         gw.metrics.upstream_errors.labels(gw.backend.name, str(exc.status)).inc()
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}

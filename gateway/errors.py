@@ -25,12 +25,21 @@ class UpstreamError(Exception):
     """The model server (TF Serving over REST or gRPC, or the embedded model) failed.
 
     ``status`` is 502 (bad answer), 503 (unreachable or overloaded) or 504 (deadline passed).
+    ``unreachable``: nothing listens (TF Serving keeps its ports closed until it has loaded a
+    version, so on a fresh deployment this may mean "no version yet").
     """
 
-    def __init__(self, message: str, status: int = 502, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int = 502,
+        retry_after: int | None = None,
+        unreachable: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+        self.unreachable = unreachable
 
 
 class TrainerError(Exception):

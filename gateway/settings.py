@@ -1,6 +1,7 @@
 """The gateway's one settings object, read from the environment here and nowhere else.
 
-A wrong value stops the start with one sentence that names the variable.
+A wrong value stops the start with one sentence that names the variable. The README's settings
+table is printed by ``python -m gateway.settings`` (a test keeps the two equal).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class Settings:
     trainer_url: str | None = None  # a remote job runner (python -m training.jobserver)
     jobs_dir: Path = Path("runs/jobs")
     admin_token: str | None = None
-    retry_after_s: int = 30
+    retry_after_s: int = 30  # while a version is trained or loaded
+    retry_busy_s: int = 2  # while the model server is busy, unreachable or broke off
     # upstream
     upstream_timeout_s: float = 10.0
     status_timeout_s: float = 2.0
@@ -47,6 +49,9 @@ class Settings:
     # batching: continuous (a call starts as soon as the model is free) up to this many images
     max_batch_images: int = 288
     batch_window_ms: float = 3.0
+    # the model server's limit per call: max_batch_size in serving_config/batching.config
+    upstream_max_batch: int = 72
+    upstream_connections: int = 64  # REST: pooled HTTP connections to TF Serving
     # request limits
     max_grid: int = 16
     max_scale: int = 8
@@ -60,37 +65,6 @@ class Settings:
     canary_label: str = "canary"
     stable_label: str = "stable"
     log_level: str = "info"
-
-
-# variable name -> field name; every variable the gateway reads is in this table
-ENV: dict[str, str] = {
-    "GATEWAY_BACKEND": "backend",
-    "MODEL_NAME": "model_name",
-    "MODEL_BASE_PATH": "model_base_path",
-    "MODEL_CONFIG_FILE": "model_config_file",
-    "TFSERVING_REST_URL": "rest_url",
-    "TFSERVING_GRPC_TARGET": "grpc_target",
-    "GATEWAY_HOST": "host",
-    "GATEWAY_PORT": "port",
-    "GATEWAY_TRAIN_ON_MISS": "train_on_miss",
-    "GATEWAY_TRAIN_PROFILE": "train_profile",
-    "GATEWAY_TRAINER_URL": "trainer_url",
-    "GATEWAY_JOBS_DIR": "jobs_dir",
-    "GATEWAY_ADMIN_TOKEN": "admin_token",
-    "GATEWAY_RETRY_AFTER_S": "retry_after_s",
-    "GATEWAY_UPSTREAM_TIMEOUT_S": "upstream_timeout_s",
-    "GATEWAY_STATUS_TIMEOUT_S": "status_timeout_s",
-    "GATEWAY_POLL_INTERVAL_S": "poll_interval_s",
-    "GATEWAY_MAX_BATCH_IMAGES": "max_batch_images",
-    "GATEWAY_BATCH_WINDOW_MS": "batch_window_ms",
-    "GATEWAY_MAX_GRID": "max_grid",
-    "GATEWAY_MAX_SCALE": "max_scale",
-    "GATEWAY_MAX_SPACING": "max_spacing",
-    "GATEWAY_MAX_BODY_BYTES": "max_body_bytes",
-    "GATEWAY_CANARY_PERCENT": "canary_percent",
-    "GATEWAY_DEFAULT_LABEL": "default_label",
-    "GATEWAY_LOG_LEVEL": "log_level",
-}
 
 
 def _int(lo: int, hi: int) -> Callable[[str, str], int]:
@@ -167,43 +141,153 @@ def _path(name: str, raw: str) -> Path:
     return Path(_text(name, raw))
 
 
-PARSERS: dict[str, Callable[[str, str], Any]] = {
-    "backend": _choice(BACKENDS),
-    "model_name": _name,
-    "model_base_path": _path,
-    "model_config_file": _path,
-    "rest_url": _url,
-    "grpc_target": _target,
-    "host": _text,
-    "port": _int(1, 65535),
-    "train_on_miss": _bool,
-    "train_profile": _choice(PROFILES),
-    "trainer_url": _url,
-    "jobs_dir": _path,
-    "admin_token": _text,
-    "retry_after_s": _int(1, 3600),
-    "upstream_timeout_s": _float(0.01, 600),
-    "status_timeout_s": _float(0.01, 60),
-    "poll_interval_s": _float(0.05, 3600),
-    "max_batch_images": _int(1, 4096),
-    "batch_window_ms": _float(0, 1000),
-    "max_grid": _int(1, 64),
-    "max_scale": _int(1, 32),
-    "max_spacing": _int(0, 64),
-    "max_body_bytes": _int(1024, 64 << 20),
-    "canary_percent": _float(0, 100),
-    "default_label": _name,
-    "log_level": _choice(("critical", "error", "warning", "info", "debug")),
-}
-assert set(PARSERS) == {f.name for f in fields(Settings)} - {"canary_label", "stable_label"}
+@dataclass(frozen=True)
+class Variable:
+    env: str
+    field: str
+    parse: Callable[[str, str], Any]
+    help: str
+
+
+# every variable the gateway reads, in README order (tests/test_settings.py checks the README's
+# table is exactly this one: python -m gateway.settings prints it)
+VARIABLES: tuple[Variable, ...] = (
+    Variable("GATEWAY_BACKEND", "backend", _choice(BACKENDS), "`embedded`, `rest` or `grpc`"),
+    Variable("MODEL_NAME", "model_name", _name, "the TF Serving model name"),
+    Variable(
+        "MODEL_BASE_PATH",
+        "model_base_path",
+        _path,
+        "version folders: the embedded model, train-on-miss output, and (rest/grpc, mounted "
+        "read-only) what tells a fresh deployment from a model server that is loading",
+    ),
+    Variable(
+        "MODEL_CONFIG_FILE",
+        "model_config_file",
+        _path,
+        "a TF Serving models.config whose labels the embedded backend honours",
+    ),
+    Variable("TFSERVING_REST_URL", "rest_url", _url, "TF Serving REST"),
+    Variable("TFSERVING_GRPC_TARGET", "grpc_target", _target, "TF Serving gRPC"),
+    Variable("GATEWAY_HOST", "host", _text, "listen address"),
+    Variable("GATEWAY_PORT", "port", _int(1, 65535), "listen port"),
+    Variable(
+        "GATEWAY_TRAIN_ON_MISS",
+        "train_on_miss",
+        _bool,
+        "start a training job when the base path has no version",
+    ),
+    Variable("GATEWAY_TRAIN_PROFILE", "train_profile", _choice(PROFILES), "profile of that job"),
+    Variable(
+        "GATEWAY_TRAINER_URL",
+        "trainer_url",
+        _url,
+        "a trainer job runner (`python -m training.jobserver`) instead of a local subprocess",
+    ),
+    Variable("GATEWAY_JOBS_DIR", "jobs_dir", _path, "job state, log and run folder of local jobs"),
+    Variable("GATEWAY_ADMIN_TOKEN", "admin_token", _text, "enables `POST /api/training`"),
+    Variable(
+        "GATEWAY_RETRY_AFTER_S",
+        "retry_after_s",
+        _int(1, 3600),
+        "Retry-After while a version is trained or loaded",
+    ),
+    Variable(
+        "GATEWAY_RETRY_BUSY_S",
+        "retry_busy_s",
+        _int(1, 600),
+        "Retry-After while the model server is busy, unreachable or broke off",
+    ),
+    Variable(
+        "GATEWAY_UPSTREAM_TIMEOUT_S",
+        "upstream_timeout_s",
+        _float(0.01, 600),
+        "deadline of every model call, on every backend",
+    ),
+    Variable(
+        "GATEWAY_STATUS_TIMEOUT_S",
+        "status_timeout_s",
+        _float(0.01, 60),
+        "deadline of status/metadata calls",
+    ),
+    Variable(
+        "GATEWAY_POLL_INTERVAL_S",
+        "poll_interval_s",
+        _float(0.05, 3600),
+        "embedded: new-version check; rest: version-resolution cache",
+    ),
+    Variable(
+        "GATEWAY_MAX_BATCH_IMAGES",
+        "max_batch_images",
+        _int(1, 4096),
+        "most images the batcher merges before the model calls",
+    ),
+    Variable(
+        "GATEWAY_BATCH_WINDOW_MS",
+        "batch_window_ms",
+        _float(0, 1000),
+        "under load, extra wait to fill a batch (a lone request never waits)",
+    ),
+    Variable(
+        "GATEWAY_UPSTREAM_MAX_BATCH",
+        "upstream_max_batch",
+        _int(1, 4096),
+        "most rows in one model call: TF Serving's `max_batch_size` (in batching.config)",
+    ),
+    Variable(
+        "GATEWAY_UPSTREAM_CONNECTIONS",
+        "upstream_connections",
+        _int(1, 1024),
+        "rest: pooled HTTP connections to TF Serving",
+    ),
+    Variable("GATEWAY_MAX_GRID", "max_grid", _int(1, 64), "largest rows/cols"),
+    Variable("GATEWAY_MAX_SCALE", "max_scale", _int(1, 32), "largest scale"),
+    Variable("GATEWAY_MAX_SPACING", "max_spacing", _int(0, 64), "largest spacing"),
+    Variable("GATEWAY_MAX_BODY_BYTES", "max_body_bytes", _int(1024, 64 << 20), "largest POST body"),
+    Variable(
+        "GATEWAY_CANARY_PERCENT",
+        "canary_percent",
+        _float(0, 100),
+        "share of clients (by `X-Client-Id`, else address) sent to label `canary`",
+    ),
+    Variable(
+        "GATEWAY_DEFAULT_LABEL",
+        "default_label",
+        _name,
+        "label for the rest of unpinned traffic (else the newest version)",
+    ),
+    Variable(
+        "GATEWAY_LOG_LEVEL",
+        "log_level",
+        _choice(("critical", "error", "warning", "info", "debug")),
+        "log level",
+    ),
+)
+ENV: dict[str, str] = {v.env: v.field for v in VARIABLES}  # variable name -> field name
+assert set(ENV.values()) == {f.name for f in fields(Settings)} - {"canary_label", "stable_label"}
 
 
 def from_env(environ: Mapping[str, str], **overrides: Any) -> Settings:
     """Build Settings from ``environ`` (unset or empty variables keep their defaults)."""
     values: dict[str, Any] = {}
-    for var, field_name in ENV.items():
-        raw = environ.get(var, "")
+    for var in VARIABLES:
+        raw = environ.get(var.env, "")
         if raw != "":
-            values[field_name] = PARSERS[field_name](var, raw.strip())
+            values[var.field] = var.parse(var.env, raw.strip())
     values.update(overrides)
     return Settings(**values)
+
+
+def markdown_table() -> str:
+    """The README's settings table, from VARIABLES and the defaults of Settings."""
+    defaults = Settings()
+    rows = ["| variable | default | what |", "|---|---|---|"]
+    for var in VARIABLES:
+        value = getattr(defaults, var.field)
+        shown = "(unset)" if value is None else str(value)
+        rows.append(f"| `{var.env}` | `{shown}` | {var.help} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

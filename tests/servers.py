@@ -12,27 +12,32 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 
-from tests.standin_harness import StandIn, free_ports
+import serving_config
+from fashion_core.contract import MODEL_NAME
+from tests.standin_harness import StandIn, wait_for_version
+from tests.tfserving_flags import Mounts, prepare_mounts, standin_flags
 
 
 @contextmanager
-def serve(app: Starlette) -> Iterator[str]:
-    """Run ``app`` with uvicorn on a free loopback port; yields its base URL."""
-    port = free_ports(1)[0]
+def serve(app: Starlette, **config: Any) -> Iterator[str]:
+    """Run ``app`` with uvicorn on a loopback port it binds itself (port 0, read back once it
+    listens); yields its base URL. ``config``: more uvicorn.Config options."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", **config)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
-    while not server.started:
+    while not server.started:  # set by uvicorn once the socket listens and lifespan ran
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the gateway did not start")
-        time.sleep(0.05)
+            raise RuntimeError("the server did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -40,18 +45,36 @@ def serve(app: Starlette) -> Iterator[str]:
         thread.join(timeout=30)
 
 
-def write_models_config(path: Path, base: Path, labels: dict[str, int]) -> Path:
-    """A TF Serving models.config for fashion_gan keeping exactly the labelled versions."""
+def labels_config(labels: dict[str, int], versions: list[int] | None = None) -> str:
+    """A models.config (container paths) for fashion_gan: the policy keeps ``versions`` (default:
+    the labelled ones) and ``labels`` name versions."""
     label_lines = "".join(
         f"    version_labels {{ key: '{k}' value: {v} }}\n" for k, v in labels.items()
     )
-    versions = " ".join(f"versions: {v}" for v in sorted(set(labels.values())))
-    path.write_text(
+    kept = sorted(set(versions if versions is not None else labels.values()))
+    policy = " ".join(f"versions: {v}" for v in kept)
+    return (
         "model_config_list {\n  config {\n    name: 'fashion_gan'\n"
-        f"    base_path: '{base.resolve()}'\n    model_platform: 'tensorflow'\n"
-        f"    model_version_policy {{ specific {{ {versions} }} }}\n{label_lines}  }}\n}}\n"
+        "    base_path: '/models/fashion_gan'\n    model_platform: 'tensorflow'\n"
+        f"    model_version_policy {{ specific {{ {policy} }} }}\n{label_lines}  }}\n}}\n"
     )
-    return path
+
+
+def compose_standin(mounts: Mounts, **timing: int) -> StandIn:
+    """A stand-in started as docker-compose.yml starts TF Serving (tests/tfserving_flags.py),
+    on ``mounts``; ``timing`` may shorten the poll intervals. Not started yet."""
+    flags = standin_flags(mounts, **timing)
+    config = [f for f in flags if f.startswith("--model_config_file=")]
+    assert config == [f"--model_config_file={mounts.models_config}"], config
+    return StandIn(
+        config_file=mounts.models_config, extra_flags=[f for f in flags if f not in config]
+    )
+
+
+def copy_versions(source: Path, base: Path, versions: tuple[int, ...] = (1, 2)) -> None:
+    for v in versions:
+        if not (base / str(v)).exists():
+            shutil.copytree(source / str(v), base / str(v))
 
 
 @dataclass
@@ -63,32 +86,27 @@ class ModelServer:
 
 @contextmanager
 def model_server(smoke_base: Path, workdir: Path) -> Iterator[ModelServer]:
-    """TF Serving with versions 1 and 2 of the smoke model, labels stable -> 1, canary -> 2.
+    """TF Serving started with compose's flags, serving versions 1 and 2 of the smoke model
+    with the starting models.config (stable -> 1, canary -> 2).
 
-    With TFSERVING_REST_URL and TFSERVING_GRPC_TARGET set, the tests use that server instead:
-    the versions are copied into TFSERVING_MODEL_BASE_PATH, and the server must run with
-    ``--model_config_file=$TFSERVING_MODEL_BASE_PATH/../models.config`` (written here) and a
-    config poll (``--model_config_file_poll_wait_seconds=1``).
+    With TFSERVING_REST_URL, TFSERVING_GRPC_TARGET and TFSERVING_MODELS_DIR set, the tests use
+    that server instead (see the README): the versions and models.config are written into
+    TFSERVING_MODELS_DIR, the host folder the server sees as /models, and the tests wait until
+    it has loaded them.
     """
     rest, grpc_target = (
         os.environ.get("TFSERVING_REST_URL"),
         os.environ.get("TFSERVING_GRPC_TARGET"),
     )
     if rest and grpc_target:
-        base = Path(os.environ["TFSERVING_MODEL_BASE_PATH"])
-        for v in (1, 2):
-            if not (base / str(v)).exists():
-                shutil.copytree(smoke_base / str(v), base / str(v))
-        write_models_config(base.parent / "models.config", base, {"stable": 1, "canary": 2})
+        models = Path(os.environ["TFSERVING_MODELS_DIR"])
+        mounts = Mounts(models, workdir / "config")
+        copy_versions(smoke_base, mounts.base_path)
+        (models / "models.config").write_text(serving_config.MODELS_CONFIG.read_text())
+        wait_for_version(rest.rstrip("/"), MODEL_NAME, 2, timeout_s=180)
         yield ModelServer(rest.rstrip("/"), grpc_target, None)
         return
-    config = write_models_config(workdir / "models.config", smoke_base, {"stable": 1, "canary": 2})
-    # labels in a start-up config name versions that are not loaded yet: the real server
-    # refuses that without this flag (contract: config file)
-    flags = [
-        "--model_config_file_poll_wait_seconds=1",
-        "--file_system_poll_wait_seconds=1",
-        "--allow_version_labels_for_unavailable_models=true",
-    ]
-    with StandIn(config_file=config, extra_flags=flags) as standin:
+    mounts = prepare_mounts(workdir)
+    copy_versions(smoke_base, mounts.base_path)
+    with compose_standin(mounts, model_config_file_poll_wait_seconds=1) as standin:
         yield ModelServer(standin.rest_url, standin.grpc_target, standin)

@@ -30,6 +30,7 @@ import yaml
 from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]
 
 import serving_config
+from tests.tfserving_flags import compose_command
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -44,7 +45,7 @@ MODEL_BASE_PATH = "/models/fashion_gan"
 REQUIRED_TFSERVING_FLAGS = {
     "--port": "8500",
     "--rest_api_port": "8501",
-    "--model_config_file": "/config/models.config",
+    "--model_config_file": "/models/models.config",
     "--enable_batching": "true",
     "--batching_parameters_file": "/config/batching.config",
     "--monitoring_config_file": "/config/monitoring.config",
@@ -178,7 +179,11 @@ def test_only_the_trainer_writes_models(compose: dict[str, Any]) -> None:
 
 def test_tfserving_flags_name_the_config_files(compose: dict[str, Any]) -> None:
     tfs = compose["services"]["tfserving"]
-    assert tfs["entrypoint"] == ["tensorflow_model_server"]
+    # waits for the models.config the trainer seeds, then runs the server with these flags
+    shell, dash_c, script, name = tfs["entrypoint"]
+    assert (shell, dash_c, name) == ("bash", "-c", "tensorflow_model_server")
+    assert script.startswith("until [ -s /models/models.config ]")
+    assert script.endswith('exec tensorflow_model_server "$$@"')  # $$: compose's escape
     given = flags(tfs["command"])
     for flag, value in REQUIRED_TFSERVING_FLAGS.items():
         assert given.get(flag) == value, flag
@@ -211,6 +216,14 @@ def test_trainer_service(compose: dict[str, Any]) -> None:
     command = trainer["command"]
     assert command[:3] == ["python", "-m", "training.jobserver"]
     assert command[command.index("--model-base-path") + 1] == MODEL_BASE_PATH
+    # a fresh volume gets the models.config TF Serving reads, from the mounted template
+    tfs_flags = flags(compose["services"]["tfserving"]["command"])
+    assert command[command.index("--models-config") + 1] == tfs_flags["--model_config_file"]
+    template = command[command.index("--models-config-template") + 1]
+    assert template == serving_config.CONTAINER_CONFIG_DIR + "/models.config"
+    assert mounts(trainer, serving_config.CONTAINER_CONFIG_DIR)["read_only"] is True
+    # the job runner refuses to listen beyond loopback without its token: compose demands it
+    assert trainer["environment"]["TRAINER_ADMIN_TOKEN"].startswith("${GATEWAY_ADMIN_TOKEN:?")
     assert command[command.index("--host") + 1] == "0.0.0.0"
     url = compose["services"]["gateway"]["environment"]["GATEWAY_TRAINER_URL"]
     assert url.endswith(":" + command[command.index("--port") + 1])
@@ -562,8 +575,8 @@ def test_tfserving_matches_compose(
     (tfs,) = containers(k8s[("Deployment", "tfserving")])
     service = compose["services"]["tfserving"]
     assert tfs["image"] == service["image"] == TF_SERVING_IMAGE
-    assert tfs["command"] == service["entrypoint"]
-    assert tfs["args"] == service["command"]
+    assert tfs["command"] == [part.replace("$$", "$") for part in service["entrypoint"]]
+    assert tfs["args"] == service["command"] == compose_command()
     assert tfs["readinessProbe"]["httpGet"]["path"] == "/v1/models/fashion_gan"
 
 
@@ -625,3 +638,21 @@ def test_kustomization_lists_every_long_lived_manifest() -> None:
             if doc and "template" in doc.get("spec", {}):
                 used |= {c["image"].split(":")[0] for c in containers(doc)}
     assert images <= used
+
+
+def test_k8s_trainer_seeds_the_config_every_replica_reads(
+    k8s: dict[tuple[str, str], dict[str, Any]], compose: dict[str, Any]
+) -> None:
+    (trainer,) = containers(k8s[("Deployment", "trainer")])
+    compose_trainer = compose["services"]["trainer"]["command"]
+    assert trainer["command"] == compose_trainer  # the same job runner flags as compose
+    config = volume_mount(trainer, serving_config.CONTAINER_CONFIG_DIR)
+    volume = pod_volume(k8s[("Deployment", "trainer")], config["name"])
+    assert volume["configMap"]["name"] == "tfserving-config" and config["readOnly"] is True
+
+
+def test_readme_real_server_recipe_uses_the_compose_flags() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = next(b for b in readme.split("```") if "tensorflow/serving:" in b and "docker run" in b)
+    recipe = [ln.strip().rstrip("\\").strip() for ln in block.splitlines()]
+    assert [ln for ln in recipe if ln.startswith("--") and "=" in ln] == compose_command()

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 from fashion_core.render import sheet_size
 from gateway.app import create_app
 from gateway.settings import Settings
-from tests.servers import write_models_config
+from tests.servers import labels_config
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -26,7 +26,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def client(smoke_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     tmp = tmp_path_factory.mktemp("gw")
-    config = write_models_config(tmp / "models.config", smoke_base, {"stable": 1, "canary": 2})
+    config = tmp / "models.config"
+    config.write_text(labels_config({"stable": 1, "canary": 2}))
     s = Settings(
         model_base_path=smoke_base,
         model_config_file=config,
@@ -212,3 +213,16 @@ def test_training_endpoints(client: TestClient) -> None:
     assert client.get("/api/training").json()["training"]["state"] == "idle"
     r = client.post("/api/training")
     assert r.status_code == 403 and "GATEWAY_ADMIN_TOKEN" in r.json()["error"]
+
+
+def test_canary_split_is_the_share_of_clients_and_stable_per_client() -> None:
+    from gateway.backends.base import Pin
+    from gateway.routing import choose
+
+    s = Settings(canary_percent=10)
+    routes = [choose(None, f"client-{i}", s)[1] for i in range(10_000)]
+    assert 0.09 <= routes.count("canary") / 10_000 <= 0.11
+    assert all(choose(None, f"client-{i}", s)[1] == routes[i] for i in range(0, 10_000, 97))
+    assert choose(Pin(version=3), "client-1", s) == (Pin(version=3), "pinned")
+    assert choose(None, "x", Settings())[1] == "latest"
+    assert choose(None, "x", Settings(default_label="stable")) == (Pin(label="stable"), "stable")

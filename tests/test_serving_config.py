@@ -9,56 +9,28 @@ grpc_tools.protoc (dev extra) compiles them into a descriptor set for this test.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 import serving_config
+from tests.tfserving_standin.config_protos import (
+    BATCHING_PARAMETERS,
+    MONITORING_CONFIG,
+    message_class,
+)
 
 MODEL_NAME = "fashion_gan"
 SHEET = 9  # the gateway sends sheets of 9 latents
-PROTO_ROOT = serving_config.CONFIG_DIR / "protos"
-PROTO_FILES = (
-    "tensorflow_serving/config/monitoring_config.proto",
-    "tensorflow_serving/servables/tensorflow/batching_parameters.proto",
-)
 
 
 @pytest.fixture(scope="module")
-def messages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def messages() -> dict[str, Any]:
     """Message classes compiled from serving_config/protos, keyed by full name."""
-    out = tmp_path_factory.mktemp("protos") / "serving.pb"
-    well_known = resources.files("grpc_tools") / "_proto"  # google/protobuf/wrappers.proto
-    # protoc runs in its own process: in-process it shares native protobuf state with the
-    # TensorFlow that other tests loaded, and crashes (seen: a segfault in CI)
-    rc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "grpc_tools.protoc",
-            f"--proto_path={PROTO_ROOT}",
-            f"--proto_path={well_known}",
-            "--include_imports",
-            f"--descriptor_set_out={out}",
-            *PROTO_FILES,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).returncode
-    assert rc == 0, "protoc could not compile serving_config/protos"
-    files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
-    pool = descriptor_pool.DescriptorPool()  # private pool: no clash with anything imported
-    for file_proto in files.file:
-        pool.Add(file_proto)
-    names = ("tensorflow.serving.BatchingParameters", "tensorflow.serving.MonitoringConfig")
-    return {n: message_factory.GetMessageClass(pool.FindMessageTypeByName(n)) for n in names}
+    return {n: message_class(n) for n in (BATCHING_PARAMETERS, MONITORING_CONFIG)}
 
 
 def parse_models_config(text: str) -> Any:
@@ -128,6 +100,22 @@ def test_batching_typo_and_wrong_type_are_rejected(messages: dict[str, Any]) -> 
         parse_batching(messages, text.replace("max_batch_size", "max_batch_sise"))
     with pytest.raises(text_format.ParseError):  # a wrapper field needs `{ value: N }`
         parse_batching(messages, "max_batch_size: 72")
+
+
+def test_gateway_and_warmup_agree_with_the_batch_limits(messages: dict[str, Any]) -> None:
+    """TF Serving refuses a predict with more rows than max_batch_size: the gateway's per-call
+    limit must be that number, and warmup (replayed through the batching session at load)
+    must run every allowed size and nothing bigger."""
+    from export.warmup import WARMUP_BATCHES
+    from gateway.chunking import MIN_ROWS
+    from gateway.settings import Settings
+
+    cfg = parse_batching(messages, serving_config.BATCHING_CONFIG.read_text())
+    assert Settings().upstream_max_batch == cfg.max_batch_size.value
+    assert not cfg.enable_large_batch_splitting.value  # so no request may exceed that limit
+    assert set(WARMUP_BATCHES) == {1, *cfg.allowed_batch_sizes}
+    # the smallest merged batch TF Serving runs is the gateway's smallest call
+    assert cfg.allowed_batch_sizes[0] == MIN_ROWS
 
 
 # --- monitoring.config -----------------------------------------------------------------------

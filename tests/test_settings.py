@@ -6,13 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.settings import Settings, SettingsError, from_env
+from gateway.settings import SettingsError, from_env
 from tests.conftest import run_cli
 
 
 def test_defaults() -> None:
     s = from_env({})
-    assert s == Settings()
     assert (s.backend, s.model_name, s.model_base_path) == (
         "embedded",
         "fashion_gan",
@@ -78,3 +77,13 @@ def test_gateway_refuses_to_start_with_a_sentence() -> None:
         proc.stderr.strip()
         == "gateway: GATEWAY_PORT must be an integer from 1 to 65535, got 'eighty'."
     )
+
+
+def test_readme_settings_table_is_the_settings() -> None:
+    """The README's table is what ``python -m gateway.settings`` prints: every variable the
+    gateway reads, with the real defaults."""
+    from gateway.settings import markdown_table
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    assert markdown_table() in readme

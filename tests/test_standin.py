@@ -15,7 +15,9 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import re
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -41,7 +43,7 @@ from tensorflow_serving.apis import (
 )
 
 from tests.standin_harness import StandIn, publish_version, wait_for_version
-from tests.tfserving_standin import json_tensor
+from tests.tfserving_standin import batching, json_tensor
 from tests.tfserving_standin.errors import Code, ServingError
 
 MODEL = "fashion_gan"
@@ -138,9 +140,12 @@ class Fleet:
     multi: StandIn
     corrupt: StandIn
     empty: StandIn
+    batched: StandIn  # --enable_batching, tight limits; model "gan2" from a polled config file
+    split: StandIn  # --enable_batching with enable_large_batch_splitting
     empty_base: Path
     empty_config: Path
     poll_base: Path
+    gan2_config: Path
 
 
 MULTI_CONFIG = """
@@ -153,6 +158,39 @@ model_config_list {
   }
   config { name: 'poll'  base_path: '%(poll)s'  model_platform: 'tensorflow' }
 }
+"""
+
+GAN2_CONFIG = """
+model_config_list {
+  config {
+    name: 'gan2'  base_path: '%(base)s'  model_platform: 'tensorflow'
+    model_version_policy { specific { %(versions)s } }
+    version_labels { key: 'stable' value: %(stable)d }
+  }
+}
+"""
+
+# no splitting: at most 18 rows a request; merged batches padded to 9 or 18; 2 batches queued
+BATCHED = """
+max_batch_size { value: 18 }
+allowed_batch_sizes: 9
+allowed_batch_sizes: 18
+batch_timeout_micros { value: 300000 }
+max_enqueued_batches { value: 2 }
+num_batch_threads { value: 1 }
+"""
+
+# splitting: requests up to 64 rows, executed in batches of at most 16
+SPLIT = """
+max_batch_size { value: 64 }
+enable_large_batch_splitting { value: true }
+max_execution_batch_size { value: 16 }
+allowed_batch_sizes: 8
+allowed_batch_sizes: 16
+allowed_batch_sizes: 64
+batch_timeout_micros { value: 0 }
+max_enqueued_batches { value: 8 }
+num_batch_threads { value: 1 }
 """
 
 EMPTY_CONFIG = """
@@ -178,6 +216,14 @@ def fleet(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     config.write_text(
         MULTI_CONFIG % {"gan": root / "gan", "poll": root / "poll", "stable": 1, "canary": 2}
     )
+    publish_version(models.a, root / "gan2", 1)
+    publish_version(models.b, root / "gan2", 2)
+    gan2_config = root / "gan2.config"
+    gan2_config.write_text(
+        GAN2_CONFIG % {"base": root / "gan2", "versions": "versions: 1", "stable": 1}
+    )
+    (root / "batched.config").write_text(BATCHED)
+    (root / "split.config").write_text(SPLIT)
     fleet = Fleet(
         single=StandIn(
             model_name=MODEL,
@@ -199,11 +245,39 @@ def fleet(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             config_file=empty_config,
             extra_flags=[*COMMON_FLAGS, "--model_config_file_poll_wait_seconds=1"],
         ),
+        # as compose runs TF Serving: batching, a polled config, labels allowed at start
+        batched=StandIn(
+            config_file=gan2_config,
+            extra_flags=[
+                *COMMON_FLAGS,
+                "--model_config_file_poll_wait_seconds=1",
+                "--allow_version_labels_for_unavailable_models=true",
+                "--enable_batching=true",
+                f"--batching_parameters_file={root / 'batched.config'}",
+            ],
+        ),
+        split=StandIn(
+            model_name=MODEL,
+            base_path=root / "single",
+            extra_flags=[
+                *COMMON_FLAGS,
+                "--enable_batching",
+                f"--batching_parameters_file={root / 'split.config'}",
+            ],
+        ),
         empty_base=root / "empty",
         empty_config=empty_config,
         poll_base=root / "poll",
+        gan2_config=gan2_config,
     )
-    servers = [fleet.single, fleet.multi, fleet.corrupt, fleet.empty]
+    servers = [
+        fleet.single,
+        fleet.multi,
+        fleet.corrupt,
+        fleet.empty,
+        fleet.batched,
+        fleet.split,
+    ]
     try:
         for server in servers:
             server.start(wait=False)
@@ -710,9 +784,13 @@ def test_corrupt_latest_version_at_startup_exits_255(fleet: Fleet) -> None:
 
 def test_empty_base_path_waits_then_config_file_is_polled(fleet: Fleet, models: Models) -> None:
     server = fleet.empty
-    # Still waiting for a version: alive, ports not announced.
+    # Still waiting for a version: alive, ports closed (server_core.cc: the ports open only once
+    # every model's latest version is AVAILABLE or END).
     assert not server.ready
     assert server.process is not None and server.process.poll() is None
+    for port in (server.rest_port, server.grpc_port):
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
     waiting_log = "No versions of servable empty found under base path " + str(fleet.empty_base)
     for _ in range(300):
         if waiting_log in server.stderr_text():
@@ -732,6 +810,209 @@ def test_empty_base_path_waits_then_config_file_is_polled(fleet: Fleet, models: 
             break
         time.sleep(0.1)
     assert _served_version(server, "/v1/models/empty/labels/live") == 7
+
+
+# --------------------------------------------------------------------------------- batching
+# --enable_batching with --batching_parameters_file, as compose runs TF Serving. Each test names
+# the TF Serving (or TensorFlow) source whose behaviour it pins down.
+
+
+@pytest.fixture(scope="module")
+def batched(fleet: Fleet) -> StandIn:
+    fleet.batched.wait_ready()
+    return fleet.batched
+
+
+@pytest.fixture(scope="module")
+def split(fleet: Fleet) -> StandIn:
+    fleet.split.wait_ready()
+    return fleet.split
+
+
+def _batch_sizes(log: str) -> list[tuple[int, int]]:
+    """(rows, padded rows) of every batch the stand-in ran, from its log."""
+    found = re.findall(r"ran a batch of (\d+) rows \(padded to (\d+)\)", log)
+    return [(int(a), int(b)) for a, b in found]
+
+
+def test_batching_refuses_more_rows_than_max_batch_size(batched: StandIn, split: StandIn) -> None:
+    """tensorflow/core/kernels/batching_util/shared_batch_scheduler.h,
+    Queue::ValidateBatchTaskQueueCapacity: a task with more rows than max_batch_size is
+    INVALID_ARGUMENT (REST 400), with or without enable_large_batch_splitting."""
+    for server, model, limit in ((batched, "gan2", 18), (split, MODEL, 64)):
+        ok = _post(server, f"/v1/models/{model}:predict", {"instances": _z(limit).tolist()})
+        assert ok.status_code == 200 and len(ok.json()["predictions"]) == limit
+        body = {"instances": _z(limit + 1).tolist()}
+        message = f"Task size {limit + 1} is larger than maximum input batch size {limit}"
+        assert _error(_post(server, f"/v1/models/{model}:predict", body), 400) == message
+        with grpc.insecure_channel(server.grpc_target) as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            request = _predict_request(model, _z(limit + 1), content=True)
+            assert _rpc_code(stub.Predict, request) == (grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def test_batching_merges_concurrent_requests_and_pads_to_an_allowed_size(
+    batched: StandIn, models: Models
+) -> None:
+    """tensorflow_serving/batching/batching_session.cc, BatchingSession::ProcessBatch: the
+    tasks of a batch are concatenated, padded up to the lowest allowed batch size with copies
+    of the last task's first row, run once, and split back per task."""
+    zs = [_z(5, seed=21), _z(5, seed=22)]
+    before = len(batched.stderr_text())
+    barrier = threading.Barrier(2)
+    answers: dict[int, requests.Response] = {}
+
+    def call(i: int) -> None:
+        barrier.wait()
+        answers[i] = _post(batched, "/v1/models/gan2:predict", {"instances": zs[i].tolist()})
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for i, z in enumerate(zs):
+        got = np.asarray(answers[i].json()["predictions"], np.float32)
+        np.testing.assert_allclose(got, models.reference(models.a, z), atol=1e-6)
+    # both arrived within batch_timeout_micros (300 ms): one run of 10 rows, padded to 18
+    assert (10, 18) in _batch_sizes(batched.stderr_text()[before:])
+
+
+def test_batching_splits_large_requests_into_execution_batches(
+    split: StandIn, models: Models
+) -> None:
+    """shared_batch_scheduler.h with enable_large_batch_splitting (read by
+    servables/tensorflow/bundle_factory_util.h GetQueueOptions): a task up to max_batch_size
+    is cut into pieces of at most max_execution_batch_size, run, and put back together."""
+    z = _z(40, seed=5)
+    before = len(split.stderr_text())
+    answer = _post(split, f"/v1/models/{MODEL}:predict", {"instances": z.tolist()})
+    got = np.asarray(answer.json()["predictions"], np.float32)
+    np.testing.assert_allclose(got, models.reference(models.a, z), atol=1e-6)
+    assert _batch_sizes(split.stderr_text()[before:]) == [(16, 16), (16, 16), (8, 8)]
+
+
+def test_a_reload_that_adds_a_version_and_moves_a_label_is_refused_whole(
+    batched: StandIn, fleet: Fleet
+) -> None:
+    """model_servers/server_core.cc ServerCore::ReloadConfig: the label map is updated before
+    new versions are added, and --allow_version_labels_for_unavailable_models exempts only new
+    labels (UpdateModelVersionLabelMap), so one config that adds version 2 to the policy and
+    moves "stable" onto it is refused whole; main.cc's config poll reads the same file again
+    and is refused again. Two reloads (the policy, then the label) go through."""
+    base = fleet.gan2_config.parent / "gan2"
+
+    def write(versions: str, stable: int) -> None:
+        text = GAN2_CONFIG % {"base": base, "versions": versions, "stable": stable}
+        tmp = fleet.gan2_config.with_name(".gan2.config.tmp")
+        tmp.write_text(text)
+        tmp.replace(fleet.gan2_config)
+
+    def stable_and_v2() -> tuple[int, int]:
+        v2 = _get(batched, "/v1/models/gan2/versions/2").status_code
+        return _served_version(batched, "/v1/models/gan2/labels/stable"), v2
+
+    refusal = "Request to assign label to version 2 of model gan2"
+    assert stable_and_v2() == (1, 404)
+    write("versions: 1 versions: 2", stable=2)
+    for _ in range(100):  # refused at least twice: at one poll, and again at the next
+        if batched.stderr_text().count(refusal) >= 2:
+            break
+        time.sleep(0.1)
+    assert batched.stderr_text().count(refusal) >= 2
+    assert stable_and_v2() == (1, 404)  # neither the label nor the policy changed
+
+    write("versions: 1 versions: 2", stable=1)
+    wait_for_version(batched.rest_url, "gan2", 2, timeout_s=30)
+    write("versions: 1 versions: 2", stable=2)
+    for _ in range(100):
+        if stable_and_v2() == (2, 200):
+            break
+        time.sleep(0.1)
+    assert stable_and_v2() == (2, 200)
+
+
+def test_batching_queue_full_is_unavailable_at_once() -> None:
+    """shared_batch_scheduler.h: without splitting, a task that does not fit the open batch
+    when max_enqueued_batches batches are already waiting is UNAVAILABLE (REST 503), at once:
+    the model server puts no BatchSchedulerRetrier in front. With splitting, a task bigger
+    than the room left is UNAVAILABLE too. (In-process: the scheduler with a model that runs
+    only when the test lets it.)"""
+    release, running = threading.Event(), threading.Event()
+
+    class Held:
+        def call_unbatched(self, signature: str, inputs: dict[str, np.ndarray]) -> Any:
+            running.set()
+            release.wait(30)
+            return {"images": inputs["z"] * 2}
+
+    scheduler = batching.SharedBatchScheduler(
+        batching.BatchingOptions(
+            max_batch_size=18,
+            allowed_batch_sizes=(9, 18),
+            max_enqueued_batches=2,
+            num_batch_threads=1,
+        )
+    )
+    servable, results = Held(), {}
+
+    def run(name: str, rows: int) -> None:
+        results[name] = scheduler.run(servable, "serving_default", {"z": _z(rows)})
+
+    first = threading.Thread(target=run, args=("first", 10))
+    first.start()
+    assert running.wait(10)  # the only batch thread is busy with the first request
+    waiting = [threading.Thread(target=run, args=(n, 10)) for n in ("second", "third")]
+    for t in waiting:
+        t.start()
+        time.sleep(0.2)  # queued: second opens a batch, third does not fit and opens another
+    with pytest.raises(ServingError) as full:
+        run("fourth", 10)
+    assert full.value.code == Code.UNAVAILABLE
+    assert full.value.message == (
+        "The batch scheduling queue to which this task was submitted is full; currently 2 "
+        "batches enqueued and max_enqueued_batches is 2"
+    )
+    release.set()
+    for t in [first, *waiting]:
+        t.join(10)
+    np.testing.assert_array_equal(results["second"]["images"], _z(10) * 2)
+
+    splitting = batching.SharedBatchScheduler(
+        batching.BatchingOptions(
+            max_batch_size=64,
+            enable_large_batch_splitting=True,
+            max_execution_batch_size=16,
+            max_enqueued_batches=2,
+        )
+    )
+    with pytest.raises(ServingError) as no_room:
+        splitting.run(servable, "serving_default", {"z": _z(40)})
+    assert no_room.value.code == Code.UNAVAILABLE
+    assert "task size is 40 but scheduling capacity is only 32" in no_room.value.message
+
+
+def test_batching_parameters_file_is_read_and_checked(tmp_path: Path) -> None:
+    """servables/tensorflow/bundle_factory_util.cc WrapSessionForBatching: the last allowed
+    batch size must equal max_batch_size, else every version fails to load; GetQueueOptions:
+    max_execution_batch_size defaults to max_batch_size (fields 8 and 9 of the proto)."""
+    path = tmp_path / "batching.config"
+    path.write_text(SPLIT)
+    options = batching.read_options(str(path))
+    assert (options.max_batch_size, options.execution_limit) == (64, 16)
+    assert options.allowed_batch_sizes == (8, 16, 64) and options.enable_large_batch_splitting
+    options.check()
+    path.write_text(
+        "max_batch_size { value: 72 }\nallowed_batch_sizes: 9\nallowed_batch_sizes: 36\n"
+    )
+    with pytest.raises(ServingError) as bad:
+        batching.read_options(str(path)).check()
+    assert bad.value.code == Code.INVALID_ARGUMENT
+    assert bad.value.message == (
+        "Last entry in allowed_batch_sizes must match max_batch_size; last entry was 36; "
+        "expected 72"
+    )
+    assert [batching.round_to_allowed(n, (9, 18, 36, 72)) for n in (1, 9, 10, 37)] == [9, 9, 18, 72]
 
 
 # --------------------------------------------------------------------------------- JSON rules

@@ -3,14 +3,17 @@ has no TensorFlow (docker compose, Kubernetes). No TensorFlow import here either
 ``fashion_core.jobs`` supervisor subprocess.
 
     TRAINER_ADMIN_TOKEN=... python -m training.jobserver --host 0.0.0.0 --port 8600 \\
-        --model-base-path /models/fashion_gan
+        --model-base-path /models/fashion_gan \\
+        --models-config /models/models.config --models-config-template /config/models.config
 
     GET  /api/training   {"training": {state, profile, epoch, progress, ...}}
     POST /api/training   {"profile": "default"} -> 202 {"training": ..., "started": bool}
                          (Authorization: Bearer $TRAINER_ADMIN_TOKEN)
 
 Without a token it starts only on a loopback address (anyone who reaches it could start
-trainings that take hours of CPU).
+trainings that take hours of CPU). With ``--models-config``, a volume that has no models.config
+yet (a first start) gets a copy of the template: TF Serving waits for that file, and the rollout
+tool changes it later, so it is written only when missing.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from fashion_core import atomic
 from fashion_core.auth import AuthError, BodyError, check_bearer, profile_from_body
 from fashion_core.contract import PROFILES
 from fashion_core.jobs import TrainingJobs
@@ -86,6 +90,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def seed_models_config(path: Path, template: Path) -> bool:
+    """Copy ``template`` to ``path`` unless ``path`` exists; True when it was written."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(path, template.read_text())
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.jobserver", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
@@ -94,6 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs-dir", type=Path, default=Path("runs/jobs"))
     p.add_argument(
         "--profile", choices=list(PROFILES), default="default", help="when a request names none"
+    )
+    p.add_argument(
+        "--models-config", type=Path, default=None, help="the models.config TF Serving reads"
+    )
+    p.add_argument(
+        "--models-config-template",
+        type=Path,
+        default=None,
+        help="written to --models-config when that file does not exist yet",
     )
     args = p.parse_args(argv)
     token = os.environ.get("TRAINER_ADMIN_TOKEN") or None
@@ -104,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    template = args.models_config_template
+    if args.models_config and template and seed_models_config(args.models_config, template):
+        print(f"jobserver: wrote the starting {args.models_config}", file=sys.stderr)
     app = create_app(TrainingJobs(args.jobs_dir, args.model_base_path), args.profile, token)
     uvicorn.run(app, host=args.host, port=args.port)
     return 0

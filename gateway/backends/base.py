@@ -8,6 +8,10 @@ from typing import Protocol
 
 import numpy as np
 
+from fashion_core.tfserving import VersionState  # TF Serving's status rows
+
+__all__ = ["LATEST", "Backend", "Generated", "ModelStatus", "Pin", "VersionState"]
+
 
 @dataclass(frozen=True)
 class Pin:
@@ -29,13 +33,6 @@ LATEST = Pin()
 class Generated:
     images: np.ndarray  # (n, 28, 28, 1) float32 in [-1, 1]
     version: int
-
-
-@dataclass(frozen=True)
-class VersionState:
-    version: int
-    state: str  # TF Serving's: UNKNOWN, START, LOADING, AVAILABLE, UNLOADING, END
-    error: str = ""
 
 
 @dataclass(frozen=True)

@@ -124,8 +124,12 @@ class EmbeddedBackend:
     async def generate(self, z: np.ndarray, pin: Pin) -> Generated:
         version = self._resolve(pin)
         fn = await self._function(version)
+        deadline = self.settings.upstream_timeout_s
         try:
-            images = await asyncio.to_thread(_call, fn, z)
+            # the same deadline as a TF Serving call; a late model run finishes in its thread
+            images = await asyncio.wait_for(asyncio.to_thread(_call, fn, z), deadline)
+        except TimeoutError:
+            raise UpstreamError(f"the model did not answer within {deadline:g}s.", 504) from None
         except Exception as exc:
             raise UpstreamError(f"the model failed: {type(exc).__name__}", 502) from exc
         return Generated(images, version)

@@ -87,8 +87,14 @@ class GrpcBackend:
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return UpstreamError("TF Serving did not answer within the deadline.", 504)
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
+            # grpcio reports a refused connection as UNAVAILABLE "failed to connect": TF Serving
+            # keeps its ports closed until it has loaded a version
+            refused = "connect" in detail.lower() or "refused" in detail.lower()
             return UpstreamError(
-                f"TF Serving at {self.settings.grpc_target} is unavailable.", 503, retry_after=5
+                f"TF Serving at {self.settings.grpc_target} is unavailable.",
+                503,
+                retry_after=self.settings.retry_busy_s,
+                unreachable=refused,
             )
         return UpstreamError(f"TF Serving answered {code.name}: {detail}", 502)
 

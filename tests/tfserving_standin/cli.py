@@ -91,7 +91,11 @@ def _build_parser() -> argparse.ArgumentParser:
         ("model_name", d.model_name, "model name when --model_config_file is not given"),
         ("model_base_path", d.model_base_path, "absolute base path of the model's version dirs"),
         ("model_config_file", d.model_config_file, "text ModelServerConfig (model_config_list)"),
-        ("batching_parameters_file", d.batching_parameters_file, "accepted, batching not emulated"),
+        (
+            "batching_parameters_file",
+            d.batching_parameters_file,
+            "text BatchingParameters for --enable_batching",
+        ),
         ("monitoring_config_file", d.monitoring_config_file, "prometheus path (placeholder page)"),
     ]
     for name, default_text, help_text in strings:
@@ -103,7 +107,8 @@ def _build_parser() -> argparse.ArgumentParser:
         ("allow_version_labels_for_unavailable_models",
          d.allow_version_labels_for_unavailable_models,
          "allow new labels on versions that are not AVAILABLE"),
-        ("enable_batching", d.enable_batching, "accepted, batching not emulated"),
+        ("enable_batching", d.enable_batching,
+         "batch concurrent requests (limits, padding and queue as the real scheduler)"),
     ]  # fmt: skip
     for name, default_flag, help_text in bools:
         parser.add_argument(

@@ -1,9 +1,10 @@
 """STAND-IN ONLY: latency and error injection for gateway tests. Off unless configured.
 
 The real TF Serving has nothing like this, so tests that use it cannot run against a real server.
-Faults apply to Predict (REST and gRPC) after the model and signature were resolved and the inputs
-validated, right where the model would run, so an injected delay counts against
-``--rest_api_timeout_in_ms`` and client deadlines exactly like a slow model.
+Errors apply to Predict (REST and gRPC) after the model and signature were resolved and the
+inputs validated; the delay applies right where the model runs (inside the batch thread when
+batching is on), so it counts against ``--rest_api_timeout_in_ms`` and client deadlines, and
+fills the batch queue, exactly like a slow model.
 
 Configuration, read at start-up from the environment:
 
@@ -64,7 +65,7 @@ def _from_env(env: Mapping[str, str]) -> FaultSpec:
 
 
 class Faults:
-    """Thread-safe injector consulted before every predict."""
+    """Thread-safe injector consulted before every predict and every model run."""
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         env = os.environ if env is None else env
@@ -104,8 +105,8 @@ class Faults:
             _log.error("ignoring unreadable faults file %s: %s", self._file, exc)
             self._active = self._base
 
-    def before_predict(self) -> None:
-        """Sleep and/or raise as configured."""
+    def check_error(self) -> None:
+        """Raise the injected error, if any (before the request is queued or run)."""
         with self._lock:
             if self._file:
                 self._refresh_from_file()
@@ -115,7 +116,15 @@ class Faults:
             )
             if fail:
                 self._failed += 1
-        if spec.delay_ms > 0:
-            time.sleep(spec.delay_ms / 1000.0)
         if fail and spec.error_code is not None:
             raise ServingError(spec.error_code, spec.error_message)
+
+    def delay(self) -> None:
+        """Sleep the injected delay where the model runs (once per executed batch when
+        batching is on, so a slow model also fills the batch queue as a real one would)."""
+        with self._lock:
+            if self._file:
+                self._refresh_from_file()
+            delay_ms = self._active.delay_ms
+        if delay_ms > 0:
+            time.sleep(delay_ms / 1000.0)

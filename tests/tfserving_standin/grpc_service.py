@@ -71,7 +71,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 request,
                 tensor_content=self._tensor_content,
                 timeout_s=timeout,
-                before_run=self._faults.before_predict,
+                before_run=self._faults.check_error,
             ),
         )
 

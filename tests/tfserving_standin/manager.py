@@ -23,12 +23,14 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from . import model_config, versions
+from .batching import SharedBatchScheduler
 from .errors import Code, ServingError
 from .servable import LoadedServable, error_from_exception
 from .warmup import run_warmup
@@ -66,6 +68,8 @@ class ManagerSettings:
     load_retry_interval_s: float = 60.0
     enable_model_warmup: bool = True
     allow_version_labels_for_unavailable_models: bool = False
+    batching: SharedBatchScheduler | None = None  # --enable_batching
+    on_run: Callable[[], None] | None = None  # stand-in only: fault injection (a slow model)
 
 
 @dataclass
@@ -373,7 +377,9 @@ class ServableManager:
             if attempt and self._stop.wait(self._settings.load_retry_interval_s):
                 break
             try:
-                servable = LoadedServable.load(name, version, path)
+                servable = LoadedServable.load(
+                    name, version, path, self._settings.batching, self._settings.on_run
+                )
                 if self._settings.enable_model_warmup:
                     run_warmup(servable)
             except Exception as exc:

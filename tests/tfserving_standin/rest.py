@@ -222,7 +222,7 @@ class RestApi:
             tensor_content=True,
             timeout_s=self._timeout_s,
             servable=servable,
-            before_run=self._faults.before_predict,
+            before_run=self._faults.check_error,
         )
         outputs = {alias: tensor_proto.to_ndarray(t) for alias, t in response.outputs.items()}
         return json_tensor.response_json(outputs, request_format)

@@ -9,8 +9,8 @@ threads at once, so no lock is needed around model calls.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorflow as tf
@@ -18,6 +18,9 @@ from google.protobuf import message, text_format
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 from .errors import Code, ServingError
+
+if TYPE_CHECKING:
+    from .batching import SharedBatchScheduler
 
 SERVE_TAG = "serve"
 
@@ -79,6 +82,8 @@ class LoadedServable:
         path: str,
         meta_graph: meta_graph_pb2.MetaGraphDef,
         loaded: Any,
+        batching: SharedBatchScheduler | None = None,
+        on_run: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -89,16 +94,29 @@ class LoadedServable:
         # Keep the loaded object alive: the concrete functions reference its variables.
         self._loaded = loaded
         self._functions: Mapping[str, Any] = dict(loaded.signatures)
+        self._batching = batching
+        self._on_run = on_run  # stand-in only: the injected delay of a slow model
 
     @classmethod
-    def load(cls, name: str, version: int, path: str) -> LoadedServable:
-        """Load ``path``; raises ServingError with the code a failed load reports."""
+    def load(
+        cls,
+        name: str,
+        version: int,
+        path: str,
+        batching: SharedBatchScheduler | None = None,
+        on_run: Callable[[], None] | None = None,
+    ) -> LoadedServable:
+        """Load ``path``; raises ServingError with the code a failed load reports. With
+        ``batching``, every call goes through the shared batch scheduler (as the real server
+        wraps the session of each version for batching)."""
         meta_graph = _read_meta_graph(path)
+        if batching is not None:
+            batching.options.check()
         try:
             loaded = tf.saved_model.load(path, tags=[SERVE_TAG])
         except Exception as exc:
             raise error_from_exception(exc) from exc
-        return cls(name, version, path, meta_graph, loaded)
+        return cls(name, version, path, meta_graph, loaded, batching, on_run)
 
     def has_function(self, signature_name: str) -> bool:
         """Whether ``signature_name`` can be executed (``__saved_model_init_op`` cannot)."""
@@ -106,6 +124,16 @@ class LoadedServable:
 
     def call(self, signature_name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one signature on already validated inputs; returns every output alias."""
+        if self._batching is None or signature_name not in self._functions:
+            return self.call_unbatched(signature_name, inputs)
+        return self._batching.run(self, signature_name, inputs)
+
+    def call_unbatched(
+        self, signature_name: str, inputs: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """One model run of exactly these rows."""
+        if self._on_run is not None:
+            self._on_run()
         function = self._functions.get(signature_name)
         if function is None:
             raise ServingError(

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from . import cli, model_config
-from .errors import ServingError
+from . import batching, cli, model_config
+from .errors import Code, ServingError
 from .faults import Faults
 from .grpc_service import GrpcServer
 from .manager import ManagerSettings, ServableManager
@@ -82,13 +82,35 @@ def _poll_config_file(manager: ServableManager, path: str, interval_s: int) -> N
             _log.error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s", exc.message)
 
 
+def _batch_scheduler(options: cli.Options) -> batching.SharedBatchScheduler | None:
+    """server.cc: --enable_batching reads --batching_parameters_file (TF's defaults without
+    one); the file without the flag is an error."""
+    if not options.enable_batching:
+        if options.batching_parameters_file:
+            raise ServingError(
+                Code.INVALID_ARGUMENT,
+                "server_options.batching_parameters_file is set without setting "
+                "server_options.enable_batching to true.",
+            )
+        return None
+    params = batching.BatchingOptions()
+    if options.batching_parameters_file:
+        params = batching.read_options(options.batching_parameters_file)
+    _log.info("Wrapping sessions to perform batch processing: %s", params)
+    return batching.SharedBatchScheduler(params)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: ``python -m tests.tfserving_standin --help`` lists the flags."""
     options = cli.parse_options(sys.argv[1:] if argv is None else argv)
     _configure_logging()
     _configure_tensorflow(options)
-    if options.enable_batching or options.batching_parameters_file:
-        _log.warning("stand-in: batching flags accepted but batching is not emulated")
+    try:
+        scheduler = _batch_scheduler(options)
+    except ServingError as exc:
+        print(f"Failed to start server. Error: {exc}", flush=True)
+        return cli.EXIT_START_FAILURE
+    faults = Faults()
     manager = ServableManager(
         ManagerSettings(
             file_system_poll_wait_seconds=options.file_system_poll_wait_seconds,
@@ -98,9 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             allow_version_labels_for_unavailable_models=(
                 options.allow_version_labels_for_unavailable_models
             ),
+            batching=scheduler,
+            on_run=faults.delay,
         )
     )
-    faults = Faults()
     try:
         config = _initial_config(options)
         manager.start_polling()

@@ -1,0 +1,112 @@
+"""A fresh deployment serves its first design with no manual step: an empty models volume, a
+TF Serving started with docker-compose.yml's flags that therefore keeps its ports closed, and
+REST, gRPC and embedded gateways in front of it. The gateways start one training job between
+them (smoke profile), answer 503 with Retry-After meanwhile, and once the job has published
+version 1, TF Serving loads it, opens its ports, and every gateway serves sheets."""
+
+from __future__ import annotations
+
+import io
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from PIL import Image
+
+from fashion_core.versions import list_versions
+from gateway.app import create_app
+from gateway.settings import Settings
+from tests.servers import compose_standin, serve
+from tests.tfserving_flags import prepare_mounts
+
+pytestmark = pytest.mark.slow
+
+
+def _get(url: str) -> requests.Response:
+    return requests.get(f"{url}/api/generar-diseno", timeout=60)
+
+
+def test_fresh_deployment_trains_then_serves(
+    tmp_path: Path, data_dir: Path, classifier_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what the training job reads: the local data (tests never download) and the evaluator
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(data_dir))
+    monkeypatch.setenv("FASHION_GAN_CLASSIFIER", str(classifier_path))
+    mounts = prepare_mounts(tmp_path)  # an empty base path and the starting models.config
+    standin = compose_standin(mounts, model_config_file_poll_wait_seconds=1)
+    standin.start(wait=False)  # as TF Serving on an empty volume: waiting, ports closed
+    common = {
+        "model_base_path": mounts.base_path,
+        "jobs_dir": tmp_path / "jobs",
+        "train_profile": "smoke",
+        "retry_after_s": 5,
+        "poll_interval_s": 0.5,
+    }
+    settings = {
+        "rest": Settings(backend="rest", rest_url=standin.rest_url, **common),  # type: ignore[arg-type]
+        "grpc": Settings(backend="grpc", grpc_target=standin.grpc_target, **common),  # type: ignore[arg-type]
+        "embedded": Settings(backend="embedded", **common),  # type: ignore[arg-type]
+    }
+    contexts = {name: serve(create_app(s)) for name, s in settings.items()}
+    try:
+        urls = {name: ctx.__enter__() for name, ctx in contexts.items()}
+        with ThreadPoolExecutor(21) as pool:
+            answers = list(pool.map(_get, [u for u in urls.values() for _ in range(7)]))
+        assert [r.status_code for r in answers] == [503] * 21, answers[0].text
+        assert all(r.headers["retry-after"] == "5" for r in answers)
+        bodies = [r.json() for r in answers]
+        assert all(b["status_url"] == "/api/training" for b in bodies)
+        assert {b["training"]["state"] for b in bodies} == {"running"}
+        pids = {b["training"]["pid"] for b in bodies}
+        assert len(pids) == 1 and bodies[0]["training"]["profile"] == "smoke"  # one job
+        started = sum(
+            _metric(
+                requests.get(f"{u}/metrics", timeout=10).text, "gateway_training_jobs_started_total"
+            )
+            for u in urls.values()
+        )
+        assert started == 1
+        assert requests.get(f"{urls['rest']}/readyz", timeout=10).status_code == 503
+
+        # a gateway started now (a restart) finds the running job instead of starting another
+        with serve(create_app(settings["rest"])) as again:
+            assert _get(again).json()["training"]["pid"] in pids
+
+        # the job publishes version 1; TF Serving loads it and only then opens its ports
+        standin.wait_ready(timeout_s=240)
+        assert list_versions(mounts.base_path) == [1]
+        for name, url in urls.items():
+            deadline = time.monotonic() + 60
+            while (r := _get(url)).status_code != 200 and time.monotonic() < deadline:
+                assert r.status_code == 503, (name, r.text)
+                time.sleep(0.5)
+            assert r.status_code == 200, (name, r.text)
+            assert r.headers["x-model-version"] == "1"
+            assert Image.open(io.BytesIO(r.content)).size == (84, 84)
+            assert requests.get(f"{url}/readyz", timeout=10).status_code == 200
+        deadline = time.monotonic() + 60
+        while (job := _training(urls["rest"]))["state"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        assert job["state"] == "succeeded" and job["version"] == 1 and job["pid"] in pids
+        assert job["epoch"] == job["epochs"] == 2 and job["progress"] == 1.0
+        assert job["phase"] == "done" and job["images_per_s"] > 0
+    finally:
+        for ctx in contexts.values():
+            ctx.__exit__(None, None, None)
+        standin.close()
+
+
+def _training(url: str) -> dict[str, Any]:
+    job: dict[str, Any] = requests.get(f"{url}/api/training", timeout=10).json()["training"]
+    return job
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in metrics")
