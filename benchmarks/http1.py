@@ -1,4 +1,5 @@
-"""A minimal HTTP/1.1 GET client on asyncio streams, for load generation on loopback.
+"""A minimal HTTP/1.1 client on asyncio streams (GET, and POST with a body), for load
+generation on loopback.
 
 One ``Connection`` per simulated client: keep-alive while the server allows it, a new connection
 when it closes (Flask's dev server answers HTTP/1.0 and closes after each response). Bodies by
@@ -17,6 +18,16 @@ class HttpError(Exception):
     """The answer was not valid HTTP/1.x, or the connection broke before it was complete."""
 
 
+def encode_request(url: str, method: str = "GET", body: bytes = b"") -> bytes:
+    """The bytes of one request for ``url``."""
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    head = f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nAccept: */*\r\n"
+    if method != "GET" or body:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    return (head + "\r\n").encode("ascii") + body
+
+
 class Connection:
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -24,44 +35,44 @@ class Connection:
             raise ValueError(f"need an http:// URL, got {url!r}")
         self.host = parts.hostname
         self.port = parts.port or 80
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
-        self.request = (
-            f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nAccept: */*\r\n\r\n"
-        ).encode("ascii")
+        self.request = encode_request(url)
+        self.headers: dict[str, str] = {}  # of the last answer
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
     async def get(self, timeout: float) -> tuple[int, bytes]:
-        """(status, body) of one GET; a reused connection the server had closed is retried once
-        on a new one. Raises TimeoutError, OSError or HttpError."""
+        """(status, body) of one GET of this connection's URL; a reused connection the server had
+        closed is retried once on a new one. Raises TimeoutError, OSError or HttpError."""
+        return await self.send(self.request, timeout)
+
+    async def send(self, request: bytes, timeout: float) -> tuple[int, bytes]:
+        """(status, body) of one request (``encode_request``) to this connection's server."""
         try:
-            return await asyncio.wait_for(self._get(), timeout)
+            return await asyncio.wait_for(self._send(request), timeout)
         except BaseException:
             self.close()  # never reuse a connection in an unknown state
             raise
 
-    async def _get(self) -> tuple[int, bytes]:
+    async def _send(self, request: bytes) -> tuple[int, bytes]:
         reused = self._writer is not None
         if not reused:
             await self._open()
         try:
-            return await self._exchange()
+            return await self._exchange(request)
         except (_Closed, ConnectionResetError, BrokenPipeError):
             if not reused:
                 raise
         self.close()  # keep-alive connection closed by the server while idle: once more
         await self._open()
-        return await self._exchange()
+        return await self._exchange(request)
 
     async def _open(self) -> None:
         self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
 
-    async def _exchange(self) -> tuple[int, bytes]:
+    async def _exchange(self, request: bytes) -> tuple[int, bytes]:
         reader, writer = self._reader, self._writer
         assert reader is not None and writer is not None
-        writer.write(self.request)
+        writer.write(request)
         await writer.drain()
         status_line = await reader.readline()
         if not status_line:
@@ -90,6 +101,7 @@ class Connection:
         keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
         if not keep:
             self.close()
+        self.headers = headers
         return status, body
 
     def close(self) -> None:

@@ -204,3 +204,19 @@ def process_cpu_s(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(rest[11]) + int(rest[12])) / CLK_TCK  # fields 14 and 15: utime, stime
+
+
+def start_gateway(
+    children: Children, name: str, env: dict[str, str], host: str = "127.0.0.1"
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m gateway`` with ``env`` (GATEWAY_* settings) on a free port; waits until
+    /readyz answers 200 and returns (process, base URL)."""
+    port = free_port(host)
+    full = child_env({**env, "GATEWAY_HOST": host, "GATEWAY_PORT": str(port)})
+    started = time.perf_counter()
+    proc = children.spawn(name, [sys.executable, "-m", "gateway"], full)
+    try:
+        wait_status(proc, host, port, "/readyz", started, 180)
+    except BenchError as exc:
+        raise BenchError(f"{exc}\n--- {name} log tail ---\n{children.log_tail(name)}") from None
+    return proc, f"http://{host}:{port}"

@@ -36,10 +36,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # there is created with that owner (Docker copies the mount point's ownership into a new volume).
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home app \
-    && mkdir -p /models/fashion_gan /data/keras \
-    && chown -R app:app /models /data
+    && mkdir -p /models/fashion_gan /data/keras /work \
+    && chown -R app:app /models /data /work
 COPY --from=builder /opt/venv /opt/venv
-WORKDIR /home/app
+# runs, job state and the evaluator's classifier: a volume in compose, an emptyDir in Kubernetes
+WORKDIR /work
 EXPOSE 8600
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8600/api/training', timeout=3)"]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from evaluation import EvaluateError
+from fashion_core import atomic
 from fashion_core.contract import IMAGE_SHAPE
 from fashion_core.dataset import NUM_CLASSES, FashionMNIST, to_unit_range
 
@@ -128,9 +129,7 @@ def _save(model: keras.Model, path: Path) -> None:
         raise EvaluateError(f"Could not save the classifier to {path} ({exc}).") from None
     try:
         model.save(tmp_name)
-        with open(tmp_name, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
+        atomic.replace(Path(tmp_name), path)
     except OSError as exc:
         raise EvaluateError(f"Could not save the classifier to {path} ({exc}).") from None
     finally:

@@ -32,6 +32,18 @@ def fsync_tree(root: Path) -> None:
         fsync_dir(Path(folder))
 
 
+def replace(tmp: Path, path: Path) -> None:
+    """Move a finished temporary file (written by someone else's writer, e.g. Keras' save)
+    over ``path``: fsync it, rename it, fsync the folder."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to a hidden temporary file beside ``path``, fsync it, rename it over
     ``path`` and fsync the folder. The temporary name is unique, so concurrent writers never

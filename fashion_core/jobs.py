@@ -257,8 +257,11 @@ def supervise(jobs_dir: Path, lock_fd: int, train_args: list[str]) -> int:
         job.failures, job.retry_at, job.error = 0, None, None
     else:
         _failed(job, (tail[-1] if tail else "") or f"training exited with code {code}", code)
+    # the outcome and the release of the running lock happen together, under the start lock:
+    # a starter never sees "failed" while the lock is still held, nor "running" once it is free
     with locks.exclusive(jobs_dir / START_LOCK):
         _write(jobs_dir, job)
+        os.close(lock_fd)  # the trainer (the other holder) has exited
     return code
 
 

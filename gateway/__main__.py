@@ -31,7 +31,16 @@ def main() -> int:
         "api/generar-diseno  (docs: /docs)",
         flush=True,
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        # past this many connections uvicorn answers 503 at once instead of queueing them
+        limit_concurrency=settings.max_connections,
+        # SIGTERM: stop accepting, let requests in flight finish for up to this long
+        timeout_graceful_shutdown=round(settings.shutdown_grace_s),
+    )
     return 0
 
 

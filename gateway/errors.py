@@ -48,3 +48,16 @@ class TrainerError(Exception):
     def __init__(self, message: str, status: int = 503) -> None:
         super().__init__(message)
         self.status = status
+
+
+class Overloaded(Exception):
+    """The gateway refuses work it could not finish soon (HTTP 503 with Retry-After, at once).
+    The message says why; the answer adds what to do."""
+
+
+class QueueTimeout(Overloaded):
+    """An admitted request waited too long for the model; it was dropped uncomputed (503)."""
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its answer was ready; its work was dropped."""

@@ -11,7 +11,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "gateway_requests_total",
-            "HTTP requests by route and status code",
+            "HTTP answers by route and status code (499: the client left first)",
             ["route", "status"],
             registry=self.registry,
         )
@@ -43,6 +43,18 @@ class Metrics:
         self.served_version = Gauge(
             "gateway_served_version",
             "Newest model version that answered a request",
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "gateway_rejected_total",
+            "Requests refused (503) to keep the queue short: overloaded, or waited too long",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.dropped = Counter(
+            "gateway_dropped_total",
+            "Queued requests not computed: the client went away, or it waited too long",
+            ["reason"],
             registry=self.registry,
         )
         self.training_jobs = Counter(

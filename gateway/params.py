@@ -18,6 +18,7 @@ from gateway.errors import BadRequest
 from gateway.settings import Settings
 
 __all__ = ["Layout", "body", "latents_for", "pin", "query"]
+MAX_LATENT = 1e6
 LABEL = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 QUERY_KEYS = {"seed", "rows", "cols", "scale", "spacing", "version", "label"}
 BODY_KEYS = {"latents", "rows", "cols", "scale", "spacing", "version", "label"}
@@ -89,7 +90,7 @@ def body(raw: bytes, s: Settings, latent_dim: int) -> tuple[Layout, np.ndarray, 
         raise BadRequest(f"the body must be at most {s.max_body_bytes} bytes.", status=413)
     try:
         doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[... nesting
         raise BadRequest('the body must be JSON like {"latents": [[100 numbers], ...]}.') from None
     if not isinstance(doc, dict) or "latents" not in doc:
         raise BadRequest('the body must be a JSON object with a "latents" list.')
@@ -109,9 +110,11 @@ def body(raw: bytes, s: Settings, latent_dim: int) -> tuple[Layout, np.ndarray, 
         for v in latents
     ):
         raise BadRequest(f"each latent must be a list of {latent_dim} numbers.")
-    z = np.asarray(latents, dtype=np.float64)
-    if not np.all(np.isfinite(z)) or np.abs(z).max() > 1e6:
+    # checked in Python first: a 400-digit integer does not fit a float (OverflowError), and
+    # abs() of an int never converts; NaN fails every comparison, infinity the bound
+    if not all(abs(x) <= MAX_LATENT for v in latents for x in v):
         raise BadRequest("latent values must be finite numbers (no NaN or infinity), |x| <= 1e6.")
+    z = np.asarray(latents, dtype=np.float64)
     n = len(latents)
     rows, cols = _grid(n)
     layout = _layout(doc, s, rows, cols)

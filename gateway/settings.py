@@ -6,6 +6,7 @@ table is printed by ``python -m gateway.settings`` (a test keeps the two equal).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -62,6 +63,15 @@ class Settings:
     # where unpinned traffic goes when no canary share applies: a label (e.g. stable), or the
     # newest AVAILABLE version when unset
     default_label: str | None = None
+    # proxies whose X-Forwarded-For is believed (an ingress); empty: nobody's
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # admission control (gateway/batching.py) and the server's own limits
+    max_queue_wait_s: float = 1.0
+    max_queue_images: int = 4096
+    queue_timeout_s: float = 3.0
+    max_connections: int = 1024
+    render_threads: int = 2
+    shutdown_grace_s: float = 20.0
     canary_label: str = "canary"
     stable_label: str = "stable"
     log_level: str = "info"
@@ -139,6 +149,15 @@ def _text(name: str, raw: str) -> str:
 
 def _path(name: str, raw: str) -> Path:
     return Path(_text(name, raw))
+
+
+def _networks(name: str, raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(p.strip()) for p in raw.split(",") if p.strip())
+    except ValueError:
+        raise SettingsError(
+            f"{name} must be comma-separated addresses or networks (10.0.0.0/8), got {raw!r}."
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -257,6 +276,49 @@ VARIABLES: tuple[Variable, ...] = (
         "label for the rest of unpinned traffic (else the newest version)",
     ),
     Variable(
+        "GATEWAY_TRUSTED_PROXIES",
+        "trusted_proxies",
+        _networks,
+        "proxies (addresses or networks, comma-separated) whose `X-Forwarded-For` names the "
+        "client for the canary split",
+    ),
+    Variable(
+        "GATEWAY_MAX_QUEUE_WAIT_S",
+        "max_queue_wait_s",
+        _float(0.01, 60),
+        "refuse (503) a request when the images ahead would take longer at the measured speed",
+    ),
+    Variable(
+        "GATEWAY_MAX_QUEUE_IMAGES",
+        "max_queue_images",
+        _int(1, 1 << 20),
+        "refuse (503) a request when more images than this wait",
+    ),
+    Variable(
+        "GATEWAY_QUEUE_TIMEOUT_S",
+        "queue_timeout_s",
+        _float(0.01, 600),
+        "drop (503) an admitted request still waiting for the model after this long",
+    ),
+    Variable(
+        "GATEWAY_MAX_CONNECTIONS",
+        "max_connections",
+        _int(1, 1 << 16),
+        "concurrent connections uvicorn serves; more get 503",
+    ),
+    Variable(
+        "GATEWAY_RENDER_THREADS",
+        "render_threads",
+        _int(1, 64),
+        "threads that encode PNGs (off the event loop)",
+    ),
+    Variable(
+        "GATEWAY_SHUTDOWN_GRACE_S",
+        "shutdown_grace_s",
+        _float(0, 600),
+        "on SIGTERM, how long requests in flight may take to finish",
+    ),
+    Variable(
         "GATEWAY_LOG_LEVEL",
         "log_level",
         _choice(("critical", "error", "warning", "info", "debug")),
@@ -284,7 +346,7 @@ def markdown_table() -> str:
     rows = ["| variable | default | what |", "|---|---|---|"]
     for var in VARIABLES:
         value = getattr(defaults, var.field)
-        shown = "(unset)" if value is None else str(value)
+        shown = "(unset)" if value is None else "(none)" if value == () else str(value)
         rows.append(f"| `{var.env}` | `{shown}` | {var.help} |")
     return "\n".join(rows)
 

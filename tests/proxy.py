@@ -137,6 +137,11 @@ def grpc_proxy(upstreams: list[str], router: Router | None = None) -> Iterator[G
                     tensor = pb.predict_pb2.PredictRequest.FromString(request).inputs["z"]
                     rows = int(tensor.tensor_shape.dim[0].size)
                 proxy.record("POST", method, rows)
+                fault = proxy.fault if method == PREDICT else None
+                if fault and fault.startswith("slow:"):
+                    await asyncio.sleep(int(fault.split(":")[1]) / 1000)
+                elif fault == "cut":  # the connection to the server broke mid-call
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, "Connection reset by peer")
                 index = router("POST", method) if router else None
                 channel = state["channels"][next(turn) % len(upstreams) if index is None else index]
                 remaining = context.time_remaining()
@@ -147,6 +152,8 @@ def grpc_proxy(upstreams: list[str], router: Router | None = None) -> Iterator[G
                 except grpc.aio.AioRpcError as err:
                     await context.abort(err.code(), err.details() or "")
                     raise AssertionError("abort returned") from None
+                if fault == "short":
+                    answer = _one_image_fewer(pb, answer)
                 return answer
 
             return grpc.unary_unary_rpc_method_handler(unary)
@@ -176,3 +183,19 @@ def grpc_proxy(upstreams: list[str], router: Router | None = None) -> Iterator[G
         loop.call_soon_threadsafe(state["stop"].set)
         thread.join(10)
         loop.close()
+
+
+def _one_image_fewer(pb: Any, raw: bytes) -> bytes:
+    """A PredictResponse whose "images" output lost its last image (a faulty server)."""
+    response = pb.predict_pb2.PredictResponse.FromString(raw)
+    images = response.outputs["images"]
+    rows = images.tensor_shape.dim[0].size
+    per_row = 28 * 28
+    if images.tensor_content:
+        images.tensor_content = images.tensor_content[: (rows - 1) * per_row * 4]
+    else:
+        kept = list(images.float_val)[: (rows - 1) * per_row]
+        del images.float_val[:]
+        images.float_val.extend(kept)
+    images.tensor_shape.dim[0].size = rows - 1
+    return bytes(response.SerializeToString())

@@ -15,6 +15,7 @@ through ``rest_url`` / ``grpc_target`` works the same against a real TensorFlow 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -195,6 +196,17 @@ class StandIn:
         if process.stdout is not None:
             process.stdout.close()
         return process.returncode
+
+    def respawn(self) -> StandIn:
+        """A new (not started) stand-in with this one's command line and ports: the server
+        coming back after a crash or a redeploy."""
+        again = copy.copy(self)  # the command line, environment and ports
+        again.process, again._reader = None, None
+        again._stdout_lines, again._ready = [], threading.Event()
+        again._workdir = Path(tempfile.mkdtemp(prefix="standin-"))
+        again._stderr_path = again._workdir / "stderr.log"
+        again.faults_file = again._workdir / "faults.json"
+        return again
 
     def close(self) -> None:
         """stop() and remove the scratch directory (stderr log, faults file)."""

@@ -37,6 +37,7 @@ def settings_for(backend: str, server: ModelServer, base: Path, **extra: object)
         model_config_file=base.parent / "models.config",
         train_on_miss=False,
         jobs_dir=base.parent / "jobs",
+        max_queue_wait_s=30,  # these tests are not about admission control (test_admission)
         **extra,  # type: ignore[arg-type]
     )
 

@@ -510,8 +510,12 @@ def test_expected_resources(k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
         ("Job", "fashion-gan-train-"),
         ("PersistentVolumeClaim", "fashion-gan-models"),
         ("ConfigMap", "tfserving-config"),
+        ("Service", "tfserving-pods"),
+        ("NetworkPolicy", "tfserving"),
+        ("NetworkPolicy", "trainer"),
     ]:
         assert key in k8s, key
+    assert k8s[("Service", "tfserving-pods")]["spec"]["clusterIP"] == "None"  # headless
     assert k8s[("HorizontalPodAutoscaler", "gateway")]["apiVersion"] == "autoscaling/v2"
 
 
@@ -525,7 +529,8 @@ def test_gateway_probes(k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
     assert set(env) == GATEWAY_ENV
     assert env["GATEWAY_HOST"]["value"] == "0.0.0.0"
     assert env["GATEWAY_TRAINER_URL"]["value"] == "http://trainer:8600"
-    assert env["GATEWAY_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    # the trainer refuses to run without the token, and the gateway must send it
+    assert "optional" not in env["GATEWAY_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]
 
 
 def test_autoscalers_target_deployments_with_cpu_requests(
@@ -656,3 +661,56 @@ def test_readme_real_server_recipe_uses_the_compose_flags() -> None:
     block = next(b for b in readme.split("```") if "tensorflow/serving:" in b and "docker run" in b)
     recipe = [ln.strip().rstrip("\\").strip() for ln in block.splitlines()]
     assert [ln for ln in recipe if ln.startswith("--") and "=" in ln] == compose_command()
+
+
+# --- hardening -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["trainer", "tfserving", "gateway"])
+def test_compose_services_are_locked_down(compose: dict[str, Any], name: str) -> None:
+    service = compose["services"][name]
+    assert service["read_only"] is True and "/tmp" in service["tmpfs"]
+    assert service["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in service["security_opt"]
+    limits = service["deploy"]["resources"]["limits"]
+    assert float(limits["cpus"]) > 0 and limits["memory"]
+    if name == "tfserving":  # the official image runs as root unless told otherwise
+        assert service["user"].split(":")[0] not in ("0", "root")
+    # (the gateway and trainer images set USER 10001: test_dockerfile_targets_run_as_non_root)
+
+
+def test_k8s_containers_are_locked_down(k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
+    workloads = [doc for (kind, _), doc in k8s.items() if kind in ("Deployment", "Job")]
+    assert len(workloads) == 4
+    for resource in workloads:
+        pod = resource["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] != 0
+        for container in pod["containers"]:
+            sc = container["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True, resource["metadata"]
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            assert "/tmp" in {m["mountPath"] for m in container["volumeMounts"]}
+
+
+def _allowed(policy: dict[str, Any]) -> set[tuple[str, int]]:
+    """(component, port) pairs a NetworkPolicy lets in."""
+    pairs = set()
+    for rule in policy["spec"]["ingress"]:
+        for peer in rule["from"]:
+            component = peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+            pairs |= {(component, port["port"]) for port in rule["ports"]}
+    return pairs
+
+
+def test_network_policies_let_in_only_who_needs_to(
+    k8s: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    tfs, trainer = k8s[("NetworkPolicy", "tfserving")], k8s[("NetworkPolicy", "trainer")]
+    assert tfs["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "tfserving"
+    # predict (and the admin gRPC on 8500) for the gateway; REST status for rollouts
+    assert _allowed(tfs) == {("gateway", 8500), ("gateway", 8501), ("trainer", 8501)}
+    assert _allowed(trainer) == {("gateway", 8600), ("rollout", 8600)}
+    for policy in (tfs, trainer):
+        assert policy["spec"]["policyTypes"] == ["Ingress"]

@@ -79,18 +79,20 @@ def test_job_whose_files_say_running_but_holds_no_lock_died(tmp_path: Path) -> N
 
 
 def test_killed_supervisor_leaves_the_job_running_while_training_lives(
-    failing: TrainingJobs,
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    job, started = failing.start("smoke")
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(data_dir))  # a real job, which runs a while
+    jobs = TrainingJobs(tmp_path / "jobs", tmp_path / "models", extra_args=("--no-publish",))
+    job, started = jobs.start("smoke")
     assert started and job.pid is not None
     time.sleep(1.0)  # the supervisor has started the trainer (which holds the lock too)
     os.kill(job.pid, signal.SIGKILL)
     time.sleep(0.3)
-    assert failing.state().state == "running"  # the trainer still holds the lock
-    _, started = failing.start("smoke", automatic=False)
+    assert jobs.state().state == "running"  # the trainer still holds the lock
+    _, started = jobs.start("smoke", automatic=False)
     assert not started  # no second trainer in the same run folder
-    done = _wait_done(failing)
-    assert done.state == "failed"
+    done = _wait_done(jobs)
+    assert done.state == "failed" and "died" in (done.error or "")
 
 
 def test_progress_is_read_from_the_trainers_file(tmp_path: Path) -> None:

@@ -88,3 +88,26 @@ def test_other_config_in_run_dir_is_refused(tmp_path: Path, data_dir: Path) -> N
     )
     assert proc.returncode == 2 and "another config" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_finished_run_that_failed_to_publish_is_published_without_retraining(
+    tmp_path: Path, data_dir: Path, classifier_path: Path
+) -> None:
+    run_dir, base = tmp_path / "run", tmp_path / "models" / "fashion_gan"
+    base.parent.mkdir()
+    base.write_text("a file where the base path should be: publishing fails")
+    cmd = [
+        sys.executable, "-m", "training", "--profile", "smoke", "--set", "epochs=1",
+        "--data-dir", str(data_dir), "--run-dir", str(run_dir), "--model-base-path", str(base),
+        "--keras-out", str(tmp_path / "g.keras"), "--classifier", str(classifier_path), "--quiet",
+    ]  # fmt: skip
+    failed = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 1 and "the run is kept" in failed.stderr, failed.stderr[-2000:]
+    assert "Traceback" not in failed.stderr
+    base.unlink()
+    again = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "se publica sin reentrenar" in again.stdout and "Época de moda" not in again.stdout
+    assert "Publicada la versión 1" in again.stdout
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["published_version"] == 1

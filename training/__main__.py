@@ -11,12 +11,12 @@ from the last finished epoch in --run-dir.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 from export.cli_options import add_release_options
+from fashion_core import atomic
 from fashion_core.dataset import DataError
 from fashion_core.progress import ProgressFile
 from training.config import PROFILES, ConfigError, make_config
@@ -79,16 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     def log(line: str) -> None:
         print(line, flush=True)
 
-    # TensorFlow is imported only now, so --help and config errors answer at once
-    from export.release import release
     from fashion_core.dataset import load
-    from training.train import RunError, train
 
     try:
         data = load(args.data_dir)
     except DataError as exc:
         print(exc, file=sys.stderr)
         return 2
+    # TensorFlow is imported only now, so --help, config and data errors answer at once
+    from export.publish import PublishError
+    from export.release import release
+    from training.train import RunError, mark_published, train
+
     run_dir = args.run_dir or Path("runs") / cfg.profile
     log(f"Perfil {cfg.profile}: {cfg.epochs} épocas, lote {cfg.batch_size}, datos {data.source}")
     progress = ProgressFile(args.progress_file)
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args.keras_out.parent.mkdir(parents=True, exist_ok=True)
     tmp_keras = args.keras_out.with_name(f".{args.keras_out.stem}.tmp.keras")
     result.generator.save(tmp_keras)
-    os.replace(tmp_keras, args.keras_out)
+    atomic.replace(tmp_keras, args.keras_out)
     if args.no_publish:
         return 0
     training = {
@@ -122,17 +124,23 @@ def main(argv: list[str] | None = None) -> int:
         "resumed_from_epoch": result.resumed_from,
         "run_dir": str(run_dir),
     }
-    published = release(
-        result.generator,
-        args.model_base_path,
-        data,
-        args.classifier,
-        cfg.eval_samples,
-        training,
-        args.model_name,
-        log=log,
-        on_phase=lambda phase: progress.update(force=True, phase=phase),
-    )
+    try:
+        published = release(
+            result.generator,
+            args.model_base_path,
+            data,
+            args.classifier,
+            cfg.eval_samples,
+            training,
+            args.model_name,
+            log=log,
+            on_phase=lambda phase: progress.update(force=True, phase=phase),
+        )
+    except (PublishError, OSError) as exc:
+        # the trained run stays in --run-dir: the same command publishes it without retraining
+        print(f"Publishing failed, the run is kept in {run_dir}: {exc}", file=sys.stderr)
+        return 1
+    mark_published(run_dir, published.version)
     progress.update(force=True, phase="done", version=published.version)
     return 0
 

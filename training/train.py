@@ -121,15 +121,23 @@ def _open_run(cfg: TrainConfig, run_dir: Path, fresh: bool) -> dict[str, Any]:
                 f"{run_dir} holds a run with another config; pass --fresh to start over there "
                 "or choose another --run-dir."
             )
-        if state.get("completed_epochs", 0) < cfg.epochs:
-            return state
-        # that run finished (and was published): this command asks for a new one
+        if state.get("completed_epochs", 0) < cfg.epochs or "published_version" not in state:
+            return state  # unfinished, or finished but never published: nothing is thrown away
+        # that run finished and was published: this command asks for a new one
     if run_dir.exists():
         shutil.rmtree(run_dir)
     (run_dir / "sheets").mkdir(parents=True)
     state = {"config": cfg.to_dict(), "completed_epochs": 0, "seconds_per_epoch": [], "losses": {}}
     atomic.write_json(state_file, state)
     return state
+
+
+def mark_published(run_dir: Path, version: int) -> None:
+    """Record that the run's generator is published: the next run with this folder starts anew
+    (until then a finished run is kept, and running again publishes it without retraining)."""
+    state_file = run_dir / "state.json"
+    state = json.loads(state_file.read_text())
+    atomic.write_json(state_file, {**state, "published_version": version})
 
 
 def train(
@@ -166,7 +174,10 @@ def train(
         if manager.latest_checkpoint is None:
             raise RunError(f"{run_dir}/state.json says {initial} epochs but has no checkpoint.")
         ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log(f"Reanudando desde la época {initial}/{cfg.epochs} ({run_dir}).")
+        if initial >= cfg.epochs:
+            log(f"La ejecución en {run_dir} ya terminó sin publicarse: se publica sin reentrenar.")
+        else:
+            log(f"Reanudando desde la época {initial}/{cfg.epochs} ({run_dir}).")
 
     images = data.x_train[: cfg.train_samples] if cfg.train_samples else data.x_train
     dataset = make_dataset(images, cfg.batch_size, cfg.shuffle_buffer, cfg.seed + initial)

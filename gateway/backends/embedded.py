@@ -9,6 +9,7 @@ Pinned versions are loaded on demand and kept (a few, most recently used).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections import OrderedDict
 from typing import Any
@@ -84,6 +85,7 @@ class EmbeddedBackend:
                 log.error("version %s failed to load: %s", version, self._failed[version])
                 return None
             self._models[version] = fn
+            gc.freeze()  # a loaded model is long-lived: keep it out of full collections
             while len(self._models) > KEEP_LOADED:
                 oldest = next(iter(self._models))
                 if oldest == self._latest:

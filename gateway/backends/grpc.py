@@ -81,6 +81,10 @@ class GrpcBackend:
         if code == grpc.StatusCode.NOT_FOUND:
             if pin.version is not None:
                 return NotPinnable(f"version {pin.version} is not loaded by the model server.", 404)
+            if pin.label is not None:
+                return NotPinnable(
+                    f"label {pin.label!r} names a version the model server has not loaded.", 404
+                )
             return NoVersion(f"TF Serving has no AVAILABLE version: {detail}")
         if code == grpc.StatusCode.INVALID_ARGUMENT and "label" in detail:
             return NotPinnable(f"label {pin.label!r} is not defined on the model server.")

@@ -88,6 +88,10 @@ class RestBackend:
         if code == 404:
             if pin.version is not None:
                 return NotPinnable(f"version {pin.version} is not loaded by the model server.", 404)
+            if pin.label is not None:
+                return NotPinnable(
+                    f"label {pin.label!r} names a version the model server has not loaded.", 404
+                )
             return NoVersion(f"TF Serving has no AVAILABLE version: {message}")
         if code == 400 and "version label" in message:
             return NotPinnable(f"label {pin.label!r} is not defined on the model server.")

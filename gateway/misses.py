@@ -1,0 +1,136 @@
+"""Error answers, in one place, and what a miss means.
+
+Training starts only when MODEL_BASE_PATH (mounted read-only into every gateway) holds no
+version folder: TF Serving's own answers cannot tell "no version yet" from "not started" (it
+keeps its ports closed until a version is loaded) or "not loaded on this replica yet" (404).
+When the base path has versions, a miss is the model server still loading (503, Retry-After),
+or a model name it does not know (404: MODEL_NAME is wrong); a label whose version is not loaded
+is the caller's 404. A failing job backs off (fashion_core.jobs), so misses never retrain in a
+loop, and a fresh deployment starts its first job at start-up (``bootstrap``), not on a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from starlette.responses import JSONResponse, Response
+
+from fashion_core.versions import list_versions
+from gateway.errors import (
+    BadRequest,
+    NoVersion,
+    Overloaded,
+    QueueTimeout,
+    TrainerError,
+    UpstreamError,
+)
+from gateway.service import Gateway
+
+log = logging.getLogger("gateway")
+
+
+def sentence(text: str) -> str:
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _no_version_on_disk(gw: Gateway) -> bool:
+    return not list_versions(gw.settings.model_base_path)
+
+
+async def train_on_miss(gw: Gateway, reason: str) -> Response:
+    retry = {"Retry-After": str(gw.settings.retry_after_s)}
+    if not gw.settings.train_on_miss:
+        off = {"error": f"{reason} Publish a version; training on miss is off."}
+        return JSONResponse(off, status_code=503, headers=retry)
+    job, started = await gw.trainer.start(gw.settings.train_profile)
+    if started:
+        gw.metrics.training_jobs.inc()
+        log.warning("no model version: started a %s training job", job.get("profile"))
+    body: dict[str, Any] = {"training": job, "status_url": "/api/training"}
+    if job.get("state") == "running":
+        body["error"] = f"{reason} A training job is running; retry after it publishes a version."
+    else:
+        body["error"] = (
+            f"{reason} The last training job failed; the next one starts after a pause "
+            "(see retry_at at /api/training)."
+        )
+    return JSONResponse(body, status_code=503, headers=retry)
+
+
+async def _miss(gw: Gateway, exc: Exception) -> Exception | Response:
+    """A NoVersion, or an unreachable model server: train, wait, or blame the name."""
+    if _no_version_on_disk(gw):
+        try:
+            return await train_on_miss(gw, "No model version exists yet.")
+        except TrainerError as trainer_exc:
+            return trainer_exc  # answered below: the miss cannot start a job right now
+    if not isinstance(exc, NoVersion):
+        return exc  # unreachable, with versions on disk: the server is down or starting
+    try:
+        known = (await gw.backend.status()).versions
+    except UpstreamError as status_exc:
+        return status_exc
+    if not known:  # TF Serving answers "Could not find any versions of model X"
+        name = gw.settings.model_name
+        return BadRequest(f"the model server has no model named {name!r} (MODEL_NAME).", 404)
+    # published but not loaded (yet, or on this replica): wait, never retrain
+    return UpstreamError(
+        "the model server has not loaded the published versions yet.",
+        503,
+        retry_after=gw.settings.retry_after_s,
+    )
+
+
+async def answer(gw: Gateway, exc: Exception) -> Response:
+    """Every expected error type -> its HTTP answer (the one place this happens)."""
+    if isinstance(exc, NoVersion) or (isinstance(exc, UpstreamError) and exc.unreachable):
+        outcome = await _miss(gw, exc)
+        if isinstance(outcome, Response):
+            return outcome
+        exc = outcome
+    if isinstance(exc, BadRequest):
+        return JSONResponse({"error": sentence(str(exc))}, exc.status)
+    if isinstance(exc, Overloaded):
+        reason = "queue_timeout" if isinstance(exc, QueueTimeout) else "overloaded"
+        gw.metrics.rejected.labels(reason).inc()
+        busy = gw.settings.retry_busy_s
+        text = f"The gateway is at capacity ({exc}); retry in {busy} s."
+        return JSONResponse({"error": text}, 503, {"Retry-After": str(busy)})
+    if isinstance(exc, UpstreamError):
+        gw.metrics.upstream_errors.labels(gw.backend.name, str(exc.status)).inc()
+        # a bad answer or a busy server may well be gone in a moment; a missed deadline says
+        # nothing about when to come back
+        retry = exc.retry_after or (gw.settings.retry_busy_s if exc.status != 504 else None)
+        headers = {"Retry-After": str(retry)} if retry else {}
+        return JSONResponse({"error": sentence(str(exc))}, exc.status, headers=headers)
+    if isinstance(exc, TrainerError):
+        return JSONResponse({"error": sentence(str(exc))}, exc.status, {"Retry-After": "10"})
+    raise exc
+
+
+async def bootstrap(gw: Gateway) -> None:
+    """A fresh deployment trains its first version without waiting for a request: while the
+    base path holds no version and the model server has none either (or keeps its ports
+    closed), make sure a training job runs. The job runner's single flight and back-off make
+    repeating this cheap."""
+    if not gw.settings.train_on_miss:
+        return
+    interval = min(float(gw.settings.retry_after_s), 10.0)
+    while _no_version_on_disk(gw):
+        try:
+            if (await gw.backend.status()).versions:
+                return  # the model server has versions this gateway cannot see on disk
+            await train_on_miss(gw, "No model version exists yet.")
+        except UpstreamError as exc:
+            if exc.unreachable:
+                try:
+                    await train_on_miss(gw, "No model version exists yet.")
+                except TrainerError as trainer_exc:
+                    log.error("could not start training at start-up: %s", trainer_exc)
+        except TrainerError as exc:
+            log.error("could not start training at start-up: %s", exc)
+        await asyncio.sleep(interval)

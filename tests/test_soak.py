@@ -1,0 +1,80 @@
+"""A short soak and a graceful stop of a real gateway process (embedded smoke model): 20 s of
+mixed traffic with no unexpected answer and no growth in memory or open files (the 10-minute
+version is ``python -m benchmarks.soak``), then SIGTERM while 50 requests are in flight: all of
+them complete and the process exits within its grace period."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from benchmarks.procs import Children, start_gateway
+from benchmarks.soak import soak
+from benchmarks.traffic import drive, soak_mix
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    smoke_base: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Children, str]]:
+    tmp = tmp_path_factory.mktemp("soak")
+    with Children(tmp) as children:
+        env = {
+            "GATEWAY_BACKEND": "embedded",
+            "MODEL_BASE_PATH": str(smoke_base),
+            "GATEWAY_TRAIN_ON_MISS": "false",
+            "GATEWAY_JOBS_DIR": str(tmp / "jobs"),
+            "GATEWAY_LOG_LEVEL": "warning",
+            # every request is served: these tests are not about admission control
+            "GATEWAY_MAX_QUEUE_WAIT_S": "30",
+            "GATEWAY_MAX_QUEUE_IMAGES": "100000",
+            "GATEWAY_QUEUE_TIMEOUT_S": "60",
+            "GATEWAY_SHUTDOWN_GRACE_S": "20",
+        }
+        _, url = start_gateway(children, "gateway", env)
+        yield children, url
+
+
+def test_short_soak(gateway: tuple[Children, str]) -> None:
+    children, url = gateway
+    pid = children.procs["gateway"].pid
+    asyncio.run(drive(url, soak_mix(), 16, 5.0))  # warm-up: kernels, caches, connections
+    report = asyncio.run(soak(url, pid, clients=16, seconds=20, every_s=2.0))
+    assert sum(sum(c.values()) for c in report.tally.statuses.values()) > 100
+    assert not report.tally.unexpected and report.tally.timeouts == 0, report.tally.unexpected
+    assert report.rss_growth < 0.10, report.samples
+    assert report.fd_growth <= 0, report.samples
+
+
+def test_sigterm_lets_requests_in_flight_finish(gateway: tuple[Children, str]) -> None:
+    children, url = gateway
+    proc = children.procs["gateway"]
+    answers: list[int] = []
+
+    def one() -> None:
+        r = requests.get(f"{url}/api/generar-diseno?rows=4&cols=4&scale=8", timeout=60)
+        answers.append(r.status_code)
+
+    threads = [threading.Thread(target=one) for _ in range(50)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)  # all 50 sent; the model and the renderer are busy with them
+    proc.send_signal(signal.SIGTERM)
+    stopped = time.monotonic()
+    for t in threads:
+        t.join(60)
+    assert answers == [200] * 50
+    # uvicorn finishes the requests, runs the shutdown, then re-raises the signal it caught
+    assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    assert time.monotonic() - stopped < 20
+    with pytest.raises(requests.ConnectionError):  # and it took no new ones
+        requests.get(f"{url}/healthz", timeout=5)
