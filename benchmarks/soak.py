@@ -8,7 +8,7 @@ memory and open files sampled throughout.
 Targets: no unexpected answer (every one is the kind's own status, or a 503 with Retry-After),
 no client timeout, resident memory growing less than 10% from the end of the warm-up (the first
 tenth of the run) to the end, and no growth in open file descriptors. tests/test_soak.py runs a
-20-second version of the same.
+12-second version of the same.
 """
 
 from __future__ import annotations

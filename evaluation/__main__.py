@@ -15,6 +15,7 @@ from typing import Any
 from evaluation import EvaluateError
 from fashion_core.cards import read_card
 from fashion_core.dataset import DataError, load
+from fashion_core.quiet import quiet_tensorflow
 from fashion_core.versions import list_versions, version_dir
 
 ROWS = [  # (figure, generated key, real floor key)
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_tensorflow()  # no CUDA probing noise on a CPU machine
     if args.samples < 2:
         parser.error("--samples must be at least 2")
     from evaluation.classifier import load_or_train_classifier

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from export.cli_options import add_release_options
 from fashion_core.dataset import DataError
+from fashion_core.quiet import quiet_tensorflow
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,6 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    quiet_tensorflow()  # no CUDA probing noise on a CPU machine
     if not args.generator.is_file():
         print(
             f"{args.generator} does not exist: pass a generator saved as .keras.", file=sys.stderr

@@ -11,6 +11,7 @@ import sys
 
 import uvicorn
 
+from fashion_core.quiet import quiet_tensorflow
 from gateway.settings import SettingsError, from_env
 
 
@@ -23,6 +24,7 @@ def main() -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
+    quiet_tensorflow()  # the embedded backend imports TensorFlow: no CUDA probing noise
     from gateway.app import create_app
 
     app = create_app(settings)

@@ -7,21 +7,31 @@ table is printed by ``python -m gateway.settings`` (a test keeps the two equal).
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from fashion_core.contract import MODEL_NAME, PROFILES
+from gateway.envparse import (
+    SettingsError,
+    boolean,
+    choice,
+    integer,
+    networks,
+    number,
+    path,
+    served_name,
+    target,
+    text,
+    url,
+)
+
+__all__ = ["BACKENDS", "ENV", "VARIABLES", "Settings", "SettingsError", "from_env"]
 
 Backend = Literal["embedded", "rest", "grpc"]
 BACKENDS: tuple[Backend, ...] = ("embedded", "rest", "grpc")
 T = TypeVar("T")
-
-
-class SettingsError(ValueError):
-    """An environment variable has a value the gateway cannot use."""
 
 
 @dataclass(frozen=True)
@@ -77,89 +87,6 @@ class Settings:
     log_level: str = "info"
 
 
-def _int(lo: int, hi: int) -> Callable[[str, str], int]:
-    def parse(name: str, raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise SettingsError(
-                f"{name} must be an integer from {lo} to {hi}, got {raw!r}."
-            ) from None
-        if not lo <= value <= hi:
-            raise SettingsError(f"{name} must be an integer from {lo} to {hi}, got {raw!r}.")
-        return value
-
-    return parse
-
-
-def _float(lo: float, hi: float) -> Callable[[str, str], float]:
-    def parse(name: str, raw: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            value = float("nan")
-        if not lo <= value <= hi:  # NaN fails this too
-            raise SettingsError(f"{name} must be a number from {lo:g} to {hi:g}, got {raw!r}.")
-        return value
-
-    return parse
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[str, str], str]:
-    def parse(name: str, raw: str) -> str:
-        if raw not in options:
-            raise SettingsError(f"{name} must be one of {', '.join(options)}, got {raw!r}.")
-        return raw
-
-    return parse
-
-
-def _bool(name: str, raw: str) -> bool:
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{name} must be true or false, got {raw!r}.")
-
-
-def _url(name: str, raw: str) -> str:
-    if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", raw):
-        raise SettingsError(f"{name} must be an http:// or https:// URL, got {raw!r}.")
-    return raw.rstrip("/")
-
-
-def _target(name: str, raw: str) -> str:
-    if not re.fullmatch(r"[^\s:/]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5}", raw):
-        raise SettingsError(f"{name} must be host:port, got {raw!r}.")
-    return raw
-
-
-def _name(name: str, raw: str) -> str:
-    # TF Serving: names match [^/:]+ (contract: REST)
-    if not re.fullmatch(r"[^/:\s]+", raw):
-        raise SettingsError(f"{name} must be a model name without '/', ':' or spaces, got {raw!r}.")
-    return raw
-
-
-def _text(name: str, raw: str) -> str:
-    if not raw:
-        raise SettingsError(f"{name} must not be empty.")
-    return raw
-
-
-def _path(name: str, raw: str) -> Path:
-    return Path(_text(name, raw))
-
-
-def _networks(name: str, raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    try:
-        return tuple(ipaddress.ip_network(p.strip()) for p in raw.split(",") if p.strip())
-    except ValueError:
-        raise SettingsError(
-            f"{name} must be comma-separated addresses or networks (10.0.0.0/8), got {raw!r}."
-        ) from None
-
-
 @dataclass(frozen=True)
 class Variable:
     env: str
@@ -171,157 +98,159 @@ class Variable:
 # every variable the gateway reads, in README order (tests/test_settings.py checks the README's
 # table is exactly this one: python -m gateway.settings prints it)
 VARIABLES: tuple[Variable, ...] = (
-    Variable("GATEWAY_BACKEND", "backend", _choice(BACKENDS), "`embedded`, `rest` or `grpc`"),
-    Variable("MODEL_NAME", "model_name", _name, "the TF Serving model name"),
+    Variable("GATEWAY_BACKEND", "backend", choice(BACKENDS), "`embedded`, `rest` or `grpc`"),
+    Variable("MODEL_NAME", "model_name", served_name, "the TF Serving model name"),
     Variable(
         "MODEL_BASE_PATH",
         "model_base_path",
-        _path,
+        path,
         "version folders: the embedded model, train-on-miss output, and (rest/grpc, mounted "
         "read-only) what tells a fresh deployment from a model server that is loading",
     ),
     Variable(
         "MODEL_CONFIG_FILE",
         "model_config_file",
-        _path,
+        path,
         "a TF Serving models.config whose labels the embedded backend honours",
     ),
-    Variable("TFSERVING_REST_URL", "rest_url", _url, "TF Serving REST"),
-    Variable("TFSERVING_GRPC_TARGET", "grpc_target", _target, "TF Serving gRPC"),
-    Variable("GATEWAY_HOST", "host", _text, "listen address"),
-    Variable("GATEWAY_PORT", "port", _int(1, 65535), "listen port"),
+    Variable("TFSERVING_REST_URL", "rest_url", url, "TF Serving REST"),
+    Variable("TFSERVING_GRPC_TARGET", "grpc_target", target, "TF Serving gRPC"),
+    Variable("GATEWAY_HOST", "host", text, "listen address"),
+    Variable("GATEWAY_PORT", "port", integer(1, 65535), "listen port"),
     Variable(
         "GATEWAY_TRAIN_ON_MISS",
         "train_on_miss",
-        _bool,
+        boolean,
         "start a training job when the base path has no version",
     ),
-    Variable("GATEWAY_TRAIN_PROFILE", "train_profile", _choice(PROFILES), "profile of that job"),
+    Variable("GATEWAY_TRAIN_PROFILE", "train_profile", choice(PROFILES), "profile of that job"),
     Variable(
         "GATEWAY_TRAINER_URL",
         "trainer_url",
-        _url,
+        url,
         "a trainer job runner (`python -m training.jobserver`) instead of a local subprocess",
     ),
-    Variable("GATEWAY_JOBS_DIR", "jobs_dir", _path, "job state, log and run folder of local jobs"),
-    Variable("GATEWAY_ADMIN_TOKEN", "admin_token", _text, "enables `POST /api/training`"),
+    Variable("GATEWAY_JOBS_DIR", "jobs_dir", path, "job state, log and run folder of local jobs"),
+    Variable("GATEWAY_ADMIN_TOKEN", "admin_token", text, "enables `POST /api/training`"),
     Variable(
         "GATEWAY_RETRY_AFTER_S",
         "retry_after_s",
-        _int(1, 3600),
+        integer(1, 3600),
         "Retry-After while a version is trained or loaded",
     ),
     Variable(
         "GATEWAY_RETRY_BUSY_S",
         "retry_busy_s",
-        _int(1, 600),
+        integer(1, 600),
         "Retry-After while the model server is busy, unreachable or broke off",
     ),
     Variable(
         "GATEWAY_UPSTREAM_TIMEOUT_S",
         "upstream_timeout_s",
-        _float(0.01, 600),
+        number(0.01, 600),
         "deadline of every model call, on every backend",
     ),
     Variable(
         "GATEWAY_STATUS_TIMEOUT_S",
         "status_timeout_s",
-        _float(0.01, 60),
+        number(0.01, 60),
         "deadline of status/metadata calls",
     ),
     Variable(
         "GATEWAY_POLL_INTERVAL_S",
         "poll_interval_s",
-        _float(0.05, 3600),
+        number(0.05, 3600),
         "embedded: new-version check; rest: version-resolution cache",
     ),
     Variable(
         "GATEWAY_MAX_BATCH_IMAGES",
         "max_batch_images",
-        _int(1, 4096),
+        integer(1, 4096),
         "most images the batcher merges before the model calls",
     ),
     Variable(
         "GATEWAY_BATCH_WINDOW_MS",
         "batch_window_ms",
-        _float(0, 1000),
+        number(0, 1000),
         "under load, extra wait to fill a batch (a lone request never waits)",
     ),
     Variable(
         "GATEWAY_UPSTREAM_MAX_BATCH",
         "upstream_max_batch",
-        _int(1, 4096),
+        integer(1, 4096),
         "most rows in one model call: TF Serving's `max_batch_size` (in batching.config)",
     ),
     Variable(
         "GATEWAY_UPSTREAM_CONNECTIONS",
         "upstream_connections",
-        _int(1, 1024),
+        integer(1, 1024),
         "rest: pooled HTTP connections to TF Serving",
     ),
-    Variable("GATEWAY_MAX_GRID", "max_grid", _int(1, 64), "largest rows/cols"),
-    Variable("GATEWAY_MAX_SCALE", "max_scale", _int(1, 32), "largest scale"),
-    Variable("GATEWAY_MAX_SPACING", "max_spacing", _int(0, 64), "largest spacing"),
-    Variable("GATEWAY_MAX_BODY_BYTES", "max_body_bytes", _int(1024, 64 << 20), "largest POST body"),
+    Variable("GATEWAY_MAX_GRID", "max_grid", integer(1, 64), "largest rows/cols"),
+    Variable("GATEWAY_MAX_SCALE", "max_scale", integer(1, 32), "largest scale"),
+    Variable("GATEWAY_MAX_SPACING", "max_spacing", integer(0, 64), "largest spacing"),
+    Variable(
+        "GATEWAY_MAX_BODY_BYTES", "max_body_bytes", integer(1024, 64 << 20), "largest POST body"
+    ),
     Variable(
         "GATEWAY_CANARY_PERCENT",
         "canary_percent",
-        _float(0, 100),
+        number(0, 100),
         "share of clients (by `X-Client-Id`, else address) sent to label `canary`",
     ),
     Variable(
         "GATEWAY_DEFAULT_LABEL",
         "default_label",
-        _name,
+        served_name,
         "label for the rest of unpinned traffic (else the newest version)",
     ),
     Variable(
         "GATEWAY_TRUSTED_PROXIES",
         "trusted_proxies",
-        _networks,
+        networks,
         "proxies (addresses or networks, comma-separated) whose `X-Forwarded-For` names the "
         "client for the canary split",
     ),
     Variable(
         "GATEWAY_MAX_QUEUE_WAIT_S",
         "max_queue_wait_s",
-        _float(0.01, 60),
+        number(0.01, 60),
         "refuse (503) a request when the images ahead would take longer at the measured speed",
     ),
     Variable(
         "GATEWAY_MAX_QUEUE_IMAGES",
         "max_queue_images",
-        _int(1, 1 << 20),
+        integer(1, 1 << 20),
         "refuse (503) a request when more images than this wait",
     ),
     Variable(
         "GATEWAY_QUEUE_TIMEOUT_S",
         "queue_timeout_s",
-        _float(0.01, 600),
+        number(0.01, 600),
         "drop (503) an admitted request still waiting for the model after this long",
     ),
     Variable(
         "GATEWAY_MAX_CONNECTIONS",
         "max_connections",
-        _int(1, 1 << 16),
+        integer(1, 1 << 16),
         "concurrent connections uvicorn serves; more get 503",
     ),
     Variable(
         "GATEWAY_RENDER_THREADS",
         "render_threads",
-        _int(1, 64),
+        integer(1, 64),
         "threads that encode PNGs (off the event loop)",
     ),
     Variable(
         "GATEWAY_SHUTDOWN_GRACE_S",
         "shutdown_grace_s",
-        _float(0, 600),
+        number(0, 600),
         "on SIGTERM, how long requests in flight may take to finish",
     ),
     Variable(
         "GATEWAY_LOG_LEVEL",
         "log_level",
-        _choice(("critical", "error", "warning", "info", "debug")),
+        choice(("critical", "error", "warning", "info", "debug")),
         "log level",
     ),
 )

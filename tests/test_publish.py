@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from export.publish import TMP_PREFIX, clean_leftovers
 from fashion_core import locks
 from fashion_core.versions import list_versions
@@ -39,20 +37,22 @@ def _publish(generator: Path, base: Path, crash_at: str = "") -> subprocess.Pope
     )
 
 
-@pytest.mark.parametrize("step", ["save", "warmup", "verify", "card", "fsync", "rename"])
-def test_crash_at_each_step_leaves_no_version(smoke_base: Path, tmp_path: Path, step: str) -> None:
-    base = tmp_path / "fashion_gan"
-    proc = _publish(smoke_base.parent / "g1.keras", base, crash_at=step)
-    assert proc.wait(timeout=180) == 9
-    assert list_versions(base) == []  # nothing TF Serving would try to load
-    assert len(_leftovers(base)) == (0 if step == "save" else 1)
+STEPS = ["save", "warmup", "verify", "card", "fsync", "rename"]
 
 
-def test_next_publish_cleans_up_after_a_crash(smoke_base: Path, tmp_path: Path) -> None:
-    base = tmp_path / "fashion_gan"
-    assert _publish(smoke_base.parent / "g1.keras", base, crash_at="rename").wait(180) == 9
-    assert len(_leftovers(base)) == 1
-    ok = _publish(smoke_base.parent / "g1.keras", base)
+def test_crash_at_each_step_leaves_no_version_and_the_next_publish_cleans_up(
+    smoke_base: Path, tmp_path: Path
+) -> None:
+    # one publish killed at each step, all at once (each in a base path of its own)
+    bases = {step: tmp_path / step / "fashion_gan" for step in STEPS}
+    generator = smoke_base.parent / "g1.keras"
+    crashes = {s: _publish(generator, b, crash_at=s) for s, b in bases.items()}
+    for step, proc in crashes.items():
+        assert proc.wait(timeout=180) == 9, step
+        assert list_versions(bases[step]) == [], step  # nothing TF Serving would try to load
+        assert len(_leftovers(bases[step])) == (0 if step == "save" else 1), step
+    base = bases["rename"]  # a complete folder, just not renamed: the next publish removes it
+    ok = _publish(generator, base)
     out, err = ok.communicate(timeout=180)
     assert ok.returncode == 0, err[-2000:]
     assert out.strip() == "1" and list_versions(base) == [1]

@@ -1,4 +1,6 @@
-"""Killing a training run and running the same command again goes on from the last epoch."""
+"""Nothing a training run did is lost: killed, the same command goes on from the last finished
+epoch; finished but not published (evaluation or publish failed), the same command publishes it
+without training again."""
 
 from __future__ import annotations
 
@@ -12,25 +14,17 @@ from pathlib import Path
 from tests.conftest import ENV, REPO
 
 
-def test_resume_after_kill(tmp_path: Path, data_dir: Path) -> None:
-    run_dir = tmp_path / "run"
+def test_resume_after_kill_then_publish_after_a_failed_publish(
+    tmp_path: Path, data_dir: Path, classifier_path: Path
+) -> None:
+    run_dir, base = tmp_path / "run", tmp_path / "models" / "fashion_gan"
+    base.parent.mkdir()
+    base.write_text("a file where the base path should be: publishing fails")
     cmd = [
-        sys.executable,
-        "-m",
-        "training",
-        "--profile",
-        "smoke",
-        "--set",
-        "epochs=3",
-        "--data-dir",
-        str(data_dir),
-        "--run-dir",
-        str(run_dir),
-        "--no-publish",
-        "--keras-out",
-        str(tmp_path / "g.keras"),
-        "--quiet",
-    ]
+        sys.executable, "-m", "training", "--profile", "smoke", "--set", "epochs=3",
+        "--data-dir", str(data_dir), "--run-dir", str(run_dir), "--model-base-path", str(base),
+        "--keras-out", str(tmp_path / "g.keras"), "--classifier", str(classifier_path), "--quiet",
+    ]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -49,7 +43,9 @@ def test_resume_after_kill(tmp_path: Path, data_dir: Path) -> None:
     assert not (tmp_path / "g.keras").exists()
 
     again = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr[-2000:]
+    # the training finished; the publish failed: the run is kept, in one sentence
+    assert again.returncode == 1 and "the run is kept" in again.stderr, again.stderr[-2000:]
+    assert "Traceback" not in again.stderr
     assert f"Reanudando desde la época {done_before}/3" in again.stdout
     epochs_run = [n for n in range(1, 4) if f"Época de moda {n}/3" in again.stdout]
     assert epochs_run == list(range(done_before + 1, 4))
@@ -61,6 +57,13 @@ def test_resume_after_kill(tmp_path: Path, data_dir: Path) -> None:
         "epoch_003.png",
     ]
     assert (tmp_path / "g.keras").is_file()
+
+    base.unlink()
+    last = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert last.returncode == 0, last.stderr[-2000:]
+    assert "se publica sin reentrenar" in last.stdout and "Época de moda" not in last.stdout
+    assert "Publicada la versión 1" in last.stdout
+    assert json.loads((run_dir / "state.json").read_text())["published_version"] == 1
 
 
 def test_other_config_in_run_dir_is_refused(tmp_path: Path, data_dir: Path) -> None:
@@ -88,26 +91,3 @@ def test_other_config_in_run_dir_is_refused(tmp_path: Path, data_dir: Path) -> N
     )
     assert proc.returncode == 2 and "another config" in proc.stderr
     assert "Traceback" not in proc.stderr
-
-
-def test_a_finished_run_that_failed_to_publish_is_published_without_retraining(
-    tmp_path: Path, data_dir: Path, classifier_path: Path
-) -> None:
-    run_dir, base = tmp_path / "run", tmp_path / "models" / "fashion_gan"
-    base.parent.mkdir()
-    base.write_text("a file where the base path should be: publishing fails")
-    cmd = [
-        sys.executable, "-m", "training", "--profile", "smoke", "--set", "epochs=1",
-        "--data-dir", str(data_dir), "--run-dir", str(run_dir), "--model-base-path", str(base),
-        "--keras-out", str(tmp_path / "g.keras"), "--classifier", str(classifier_path), "--quiet",
-    ]  # fmt: skip
-    failed = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
-    assert failed.returncode == 1 and "the run is kept" in failed.stderr, failed.stderr[-2000:]
-    assert "Traceback" not in failed.stderr
-    base.unlink()
-    again = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert "se publica sin reentrenar" in again.stdout and "Época de moda" not in again.stdout
-    assert "Publicada la versión 1" in again.stdout
-    state = json.loads((run_dir / "state.json").read_text())
-    assert state["published_version"] == 1

@@ -1,10 +1,10 @@
 """End-to-end tests of the TensorFlow Serving stand-in, over loopback, as a subprocess.
 
 Every assertion that goes through ``rest_url`` / ``grpc_target`` describes TF Serving behaviour
-(contract: /work/shared/docs/tf-serving-contract.md) and would hold against the real server;
-the stand-in-only parts (``set_faults``, the in-process JSON unit tests) are marked. The
-SavedModels are built here with the signature the project exports: ``serving_default``, ``z``
-float32 [-1, 100] -> ``images`` float32 [-1, 28, 28, 1].
+(as tensorflow/serving's sources have it; the stand-in's modules cite the files) and would hold
+against the real server; the stand-in-only parts (``set_faults``, the in-process unit tests)
+are marked. The SavedModels are built here with the signature the project exports:
+``serving_default``, ``z`` float32 [-1, 100] -> ``images`` float32 [-1, 28, 28, 1].
 
 All stand-in processes of the module start together in one fixture so their TensorFlow imports
 overlap; run with ``.venv/bin/python -m pytest tests/test_standin.py``.

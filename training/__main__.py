@@ -19,6 +19,7 @@ from export.cli_options import add_release_options
 from fashion_core import atomic
 from fashion_core.dataset import DataError
 from fashion_core.progress import ProgressFile
+from fashion_core.quiet import quiet_tensorflow
 from training.config import PROFILES, ConfigError, make_config
 
 
@@ -70,6 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    quiet_tensorflow()  # no CUDA probing noise on a CPU machine
     try:
         cfg = make_config(args.profile, args.overrides)
     except ConfigError as exc:

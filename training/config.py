@@ -68,7 +68,7 @@ PROFILES: dict[str, TrainConfig] = {
         shuffle_buffer=38400,
         eval_samples=2000,
     ),
-    # the best recipe found so far; see README "Training profiles"
+    # the best recipe found so far; see the README's "Training" section
     "default": TrainConfig(
         profile="default",
         epochs=50,

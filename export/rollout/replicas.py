@@ -77,12 +77,11 @@ class Replicas:
     def wait(self, what: str, done: Callable[[], bool], fail: Callable[[], str | None]) -> str:
         """Poll until ``done`` (""), or until ``fail`` says why not, or until the timeout."""
         deadline = time.monotonic() + self.timeout_s
-        while True:
+        while (now := time.monotonic()) <= deadline:
             if done():
                 return ""
             reason = fail()
             if reason:
                 return reason
-            if time.monotonic() > deadline:
-                return f"not confirmed on every replica within {self.timeout_s:g}s"
-            time.sleep(0.2)
+            time.sleep(min(0.2, max(deadline - now, 0.0)))
+        return f"not confirmed on every replica within {self.timeout_s:g}s"

@@ -7,6 +7,7 @@ every call. The answer's ``model_spec.version`` says which version drew the shee
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import grpc
@@ -52,7 +53,8 @@ class GrpcBackend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.channel: grpc.aio.Channel | None = None
-        self._latent: dict[Pin, int] = {}
+        self._latent: dict[int, int] = {}  # version -> latent size
+        self._resolved: dict[Pin, tuple[float, int]] = {}  # pin -> (expires, version)
 
     async def start(self) -> None:
         options = [
@@ -119,25 +121,30 @@ class GrpcBackend:
         return Generated(images, int(response.model_spec.version.value))
 
     async def latent_dim(self, pin: Pin) -> int:
-        # cached per pin: a new version with another latent size would need a gateway restart,
-        # which a model card change of that kind calls for anyway
-        if pin not in self._latent:
-            request = pb.get_model_metadata_pb2.GetModelMetadataRequest(
-                model_spec=self._spec(pin), metadata_field=["signature_def"]
+        """The latent size of the version ``pin`` names, from its metadata; as in the REST
+        backend, which version a label or "newest" names is re-read after
+        GATEWAY_POLL_INTERVAL_S, and each version's size is kept."""
+        cached = self._resolved.get(pin)
+        if cached is not None and cached[0] > time.monotonic():
+            return self._latent[cached[1]]
+        request = pb.get_model_metadata_pb2.GetModelMetadataRequest(
+            model_spec=self._spec(pin), metadata_field=["signature_def"]
+        )
+        try:
+            response = await self.predict_stub.GetModelMetadata(
+                request, timeout=self.settings.status_timeout_s
             )
-            try:
-                response = await self.predict_stub.GetModelMetadata(
-                    request, timeout=self.settings.status_timeout_s
-                )
-                sig_map = pb.get_model_metadata_pb2.SignatureDefMap()
-                response.metadata["signature_def"].Unpack(sig_map)
-                z = sig_map.signature_def[SIGNATURE].inputs[INPUT]
-                self._latent[pin] = int(z.tensor_shape.dim[-1].size)
-            except grpc.aio.AioRpcError as err:
-                raise self._fail(err, pin) from None
-            except (KeyError, IndexError):
-                raise UpstreamError("TF Serving sent metadata without input 'z'.", 502) from None
-        return self._latent[pin]
+            sig_map = pb.get_model_metadata_pb2.SignatureDefMap()
+            response.metadata["signature_def"].Unpack(sig_map)
+            z = sig_map.signature_def[SIGNATURE].inputs[INPUT]
+            version = int(response.model_spec.version.value)
+            self._latent[version] = int(z.tensor_shape.dim[-1].size)
+        except grpc.aio.AioRpcError as err:
+            raise self._fail(err, pin) from None
+        except (KeyError, IndexError):
+            raise UpstreamError(f"TF Serving sent metadata without input '{INPUT}'.", 502) from None
+        self._resolved[pin] = (time.monotonic() + self.settings.poll_interval_s, version)
+        return self._latent[version]
 
     async def status(self) -> ModelStatus:
         request = pb.get_model_status_pb2.GetModelStatusRequest(

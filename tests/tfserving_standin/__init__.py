@@ -1,6 +1,7 @@
 """A TensorFlow Serving stand-in for tests: real SavedModels, the real REST and gRPC contract.
 
-The contract it implements is /work/shared/docs/tf-serving-contract.md (TF Serving 2.20 sources).
+It implements the REST and gRPC contract of TF Serving 2.20/2.21 as tensorflow/serving's sources
+have it (each module names the files it follows).
 Run it like ``tensorflow_model_server``::
 
     python -m tests.tfserving_standin --port=8500 --rest_api_port=8501 \\

@@ -1,0 +1,96 @@
+"""Parsers of environment variable values: each returns the value or raises SettingsError with
+one sentence that names the variable and says what is allowed (gateway/settings.py uses them)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """An environment variable has a value the gateway cannot use."""
+
+
+def integer(lo: int, hi: int) -> Callable[[str, str], int]:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(
+                f"{name} must be an integer from {lo} to {hi}, got {raw!r}."
+            ) from None
+        if not lo <= value <= hi:
+            raise SettingsError(f"{name} must be an integer from {lo} to {hi}, got {raw!r}.")
+        return value
+
+    return parse
+
+
+def number(lo: float, hi: float) -> Callable[[str, str], float]:
+    def parse(name: str, raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not lo <= value <= hi:  # NaN fails this too
+            raise SettingsError(f"{name} must be a number from {lo:g} to {hi:g}, got {raw!r}.")
+        return value
+
+    return parse
+
+
+def choice(options: tuple[str, ...]) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        if raw not in options:
+            raise SettingsError(f"{name} must be one of {', '.join(options)}, got {raw!r}.")
+        return raw
+
+    return parse
+
+
+def boolean(name: str, raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}.")
+
+
+def url(name: str, raw: str) -> str:
+    if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", raw):
+        raise SettingsError(f"{name} must be an http:// or https:// URL, got {raw!r}.")
+    return raw.rstrip("/")
+
+
+def target(name: str, raw: str) -> str:
+    if not re.fullmatch(r"[^\s:/]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5}", raw):
+        raise SettingsError(f"{name} must be host:port, got {raw!r}.")
+    return raw
+
+
+def served_name(name: str, raw: str) -> str:
+    # TF Serving: names match [^/:]+ (contract: REST)
+    if not re.fullmatch(r"[^/:\s]+", raw):
+        raise SettingsError(f"{name} must be a model name without '/', ':' or spaces, got {raw!r}.")
+    return raw
+
+
+def text(name: str, raw: str) -> str:
+    if not raw:
+        raise SettingsError(f"{name} must not be empty.")
+    return raw
+
+
+def path(name: str, raw: str) -> Path:
+    return Path(text(name, raw))
+
+
+def networks(name: str, raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(p.strip()) for p in raw.split(",") if p.strip())
+    except ValueError:
+        raise SettingsError(
+            f"{name} must be comma-separated addresses or networks (10.0.0.0/8), got {raw!r}."
+        ) from None
