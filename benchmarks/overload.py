@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.procs import Children, machine, start_gateway
+from benchmarks.procs import Children, embedded_gateway_env, machine, start_gateway
 from benchmarks.traffic import OVERLOAD_MIX, Tally, drive, percentile, probe
 
 
@@ -34,13 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     m = machine()
     print(f"machine: {m.nproc} cores ({m.cpu_model}), {m.mem_gb} GB, load {m.loadavg}")
     with tempfile.TemporaryDirectory() as tmp, Children(Path(tmp)) as children:
-        env = {
-            "GATEWAY_BACKEND": "embedded",
-            "MODEL_BASE_PATH": str(args.model_base_path),
-            "GATEWAY_TRAIN_ON_MISS": "false",
-            "GATEWAY_JOBS_DIR": str(Path(tmp) / "jobs"),
-            "GATEWAY_LOG_LEVEL": "warning",
-        }
+        env = embedded_gateway_env(args.model_base_path, Path(tmp))
         _, url = start_gateway(children, "gateway", env)
 
         async def run() -> tuple[Tally, list[float]]:

@@ -206,6 +206,18 @@ def process_cpu_s(pid: int) -> float:
     return (int(rest[11]) + int(rest[12])) / CLK_TCK  # fields 14 and 15: utime, stime
 
 
+def embedded_gateway_env(model_base_path: Path, work_dir: Path) -> dict[str, str]:
+    """Settings for a gateway that serves ``model_base_path`` in-process and never trains: the
+    benchmarks measure serving, and a job started by a miss would steal their cores."""
+    return {
+        "GATEWAY_BACKEND": "embedded",
+        "MODEL_BASE_PATH": str(model_base_path),
+        "GATEWAY_TRAIN_ON_MISS": "false",
+        "GATEWAY_JOBS_DIR": str(work_dir / "jobs"),
+        "GATEWAY_LOG_LEVEL": "warning",
+    }
+
+
 def start_gateway(
     children: Children, name: str, env: dict[str, str], host: str = "127.0.0.1"
 ) -> tuple[subprocess.Popen[bytes], str]:

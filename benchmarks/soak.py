@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.procs import Children, machine, memory_mb, start_gateway
+from benchmarks.procs import Children, embedded_gateway_env, machine, memory_mb, start_gateway
 from benchmarks.traffic import Tally, drive, open_fds, percentile, soak_mix
 
 MAX_RSS_GROWTH = 0.10
@@ -103,13 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     m = machine()
     print(f"machine: {m.nproc} cores ({m.cpu_model}), {m.mem_gb} GB, load {m.loadavg}")
     with tempfile.TemporaryDirectory() as tmp, Children(Path(tmp)) as children:
-        env = {
-            "GATEWAY_BACKEND": "embedded",
-            "MODEL_BASE_PATH": str(args.model_base_path),
-            "GATEWAY_TRAIN_ON_MISS": "false",
-            "GATEWAY_JOBS_DIR": str(Path(tmp) / "jobs"),
-            "GATEWAY_LOG_LEVEL": "warning",
-        }
+        env = embedded_gateway_env(args.model_base_path, Path(tmp))
         proc, url = start_gateway(children, "gateway", env)
         report = asyncio.run(soak(url, proc.pid, args.clients, args.seconds))
     print(f"\n{args.clients} clients, mixed traffic, {args.seconds:g} s, embedded gateway\n")

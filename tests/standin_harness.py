@@ -151,7 +151,7 @@ class StandIn:
         """Whether the READY line was printed."""
         return self._ready.is_set()
 
-    def wait_ready(self, timeout_s: float | None = None) -> None:
+    def wait_ready(self, timeout_s: float | None = None) -> StandIn:
         """Block until the READY line; raise StandInError if the process exits or time runs out."""
         deadline = time.monotonic() + (self._startup_timeout_s if timeout_s is None else timeout_s)
         while not self._ready.wait(0.05):
@@ -164,6 +164,7 @@ class StandIn:
             if time.monotonic() > deadline:
                 self.stop()
                 raise StandInError(self._failure("stand-in was not ready in time"))
+        return self
 
     def _reader_join(self) -> None:
         if self._reader is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from benchmarks.procs import Children, start_gateway
+from benchmarks.procs import Children, embedded_gateway_env, start_gateway
 from benchmarks.soak import soak
 from benchmarks.traffic import drive, soak_mix
 
@@ -29,11 +29,7 @@ def gateway(
     tmp = tmp_path_factory.mktemp("soak")
     with Children(tmp) as children:
         env = {
-            "GATEWAY_BACKEND": "embedded",
-            "MODEL_BASE_PATH": str(smoke_base),
-            "GATEWAY_TRAIN_ON_MISS": "false",
-            "GATEWAY_JOBS_DIR": str(tmp / "jobs"),
-            "GATEWAY_LOG_LEVEL": "warning",
+            **embedded_gateway_env(smoke_base, tmp),
             # every request is served: these tests are not about admission control
             "GATEWAY_MAX_QUEUE_WAIT_S": "30",
             "GATEWAY_MAX_QUEUE_IMAGES": "100000",

@@ -289,14 +289,12 @@ def fleet(models: Models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 @pytest.fixture(scope="module")
 def single(fleet: Fleet) -> StandIn:
-    fleet.single.wait_ready()
-    return fleet.single
+    return fleet.single.wait_ready()
 
 
 @pytest.fixture(scope="module")
 def multi(fleet: Fleet) -> StandIn:
-    fleet.multi.wait_ready()
-    return fleet.multi
+    return fleet.multi.wait_ready()
 
 
 @pytest.fixture(scope="module")
@@ -819,14 +817,12 @@ def test_empty_base_path_waits_then_config_file_is_polled(fleet: Fleet, models: 
 
 @pytest.fixture(scope="module")
 def batched(fleet: Fleet) -> StandIn:
-    fleet.batched.wait_ready()
-    return fleet.batched
+    return fleet.batched.wait_ready()
 
 
 @pytest.fixture(scope="module")
 def split(fleet: Fleet) -> StandIn:
-    fleet.split.wait_ready()
-    return fleet.split
+    return fleet.split.wait_ready()
 
 
 def _batch_sizes(log: str) -> list[tuple[int, int]]:
