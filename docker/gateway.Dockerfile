@@ -21,7 +21,7 @@ COPY pyproject.toml docker/requirements_from_pyproject.py ./
 FROM builder-base AS builder-slim
 # dependencies first (a layer cached until pyproject.toml changes), then the project itself
 RUN python requirements_from_pyproject.py pyproject.toml \
-        --exclude tensorflow keras tensorflow-serving-api > runtime.txt \
+        --exclude tensorflow keras tensorflow-serving-api jax > runtime.txt \
     && python requirements_from_pyproject.py pyproject.toml \
         --only tensorflow-serving-api > no-deps.txt \
     && pip install -r runtime.txt \

@@ -5,7 +5,7 @@ so the pins live in one place. The slim gateway image leaves TensorFlow out::
 
     python docker/requirements_from_pyproject.py pyproject.toml                  # all
     python docker/requirements_from_pyproject.py pyproject.toml \\
-        --exclude tensorflow keras tensorflow-serving-api                         # gateway runtime
+        --exclude tensorflow keras tensorflow-serving-api jax                     # gateway runtime
     python docker/requirements_from_pyproject.py pyproject.toml \\
         --only tensorflow-serving-api                                             # --no-deps
 """

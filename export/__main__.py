@@ -36,7 +36,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--run-dir",
         type=Path,
         default=None,
-        help="training run folder whose state.json goes into the model card",
+        help="training run folder: its state.json goes into the model card, and it is marked "
+        "published",
+    )
+    p.add_argument(
+        "--progress-file",
+        type=Path,
+        default=None,
+        help="write the phase and the published version here as JSON (a training job's file)",
     )
     return p.parse_args(argv)
 
@@ -51,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import keras
 
-    from export.release import release
+    from export.release import record_in_run, release
+    from fashion_core.cards import training_section
     from fashion_core.dataset import load
+    from fashion_core.progress import ProgressFile
 
     try:
         generator = keras.models.load_model(args.generator, compile=False)
@@ -65,8 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     training = {}
     if args.run_dir and (args.run_dir / "state.json").is_file():
-        training = json.loads((args.run_dir / "state.json").read_text())
-    release(
+        training = training_section(
+            json.loads((args.run_dir / "state.json").read_text()), args.run_dir
+        )
+    progress = ProgressFile(args.progress_file, carry_on=True)
+    published = release(
         generator,
         args.model_base_path,
         data,
@@ -74,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         args.eval_samples,
         training,
         args.model_name,
+        on_phase=lambda phase: progress.update(force=True, phase=phase),
     )
+    if args.run_dir and training:
+        record_in_run(args.run_dir, published.version)
+    progress.update(force=True, phase="done", version=published.version)
     return 0
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from export.publish import Published, publish
 from export.signature import latent_dim_of
+from fashion_core import atomic
 from fashion_core.cards import build_card
 from fashion_core.dataset import FashionMNIST
 
@@ -70,3 +71,10 @@ def release(
     published = publish(generator, base_path, card, model_name=model_name)
     log(f"Publicada la versión {published.version} en {published.path}")
     return published
+
+
+def record_in_run(run_dir: Path, version: int) -> None:
+    """Record in the training run's state.json that its generator is published as ``version``:
+    the next training command with that folder starts a new run instead of publishing again."""
+    state = atomic.read_json(run_dir / "state.json", default={})
+    atomic.write_json(run_dir / "state.json", {**state, "published_version": version})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import platform
+import statistics
 import time
 from importlib import metadata
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 from fashion_core.contract import IMAGE_SHAPE, INPUT, OUTPUT, SIGNATURE
 
 CARD_FILE = "model_card.json"
-PACKAGES = ("tensorflow", "keras", "numpy", "tensorflow-serving-api")
+PACKAGES = ("tensorflow", "keras", "jax", "numpy", "tensorflow-serving-api")
 
 
 def package_versions() -> dict[str, str]:
@@ -48,6 +49,25 @@ def build_card(
         "data": data or {},
         "quality": quality or {},
         "packages": package_versions(),
+    }
+
+
+def training_section(state: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
+    """The card's "training" section from a run's state.json: recipe, speed and what trained it,
+    the same whether ``python -m training`` publishes or ``python -m export`` does later."""
+    rates = list(state.get("images_per_s", []))
+    steady = rates[1:] or rates  # the first epoch includes compiling the step
+    config = state.get("config", {})
+    return {
+        "profile": config.get("profile"),
+        "config": config,
+        "epochs": state.get("completed_epochs"),
+        "seconds_per_epoch": state.get("seconds_per_epoch", []),
+        "images_per_s": round(statistics.median(steady), 1) if steady else None,
+        "final_losses": state.get("losses", {}),
+        "backend": state.get("backend"),
+        "devices": state.get("devices", []),
+        "run_dir": str(run_dir) if run_dir else None,
     }
 
 

@@ -5,7 +5,7 @@ for people; nothing parses them."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,18 @@ class Progress:
 class ProgressFile:
     """The trainer's side: update fields and write them out, throttled unless ``force``."""
 
-    def __init__(self, path: Path | None, min_interval_s: float = 1.0) -> None:
+    def __init__(
+        self, path: Path | None, min_interval_s: float = 1.0, carry_on: bool = False
+    ) -> None:
+        """``carry_on``: start from what the file holds (a publish that follows a training
+        process in another process keeps its epochs and losses)."""
         self.path = path
         self.progress = Progress()
+        if carry_on and path is not None:
+            known = {f.name for f in fields(Progress)}
+            saved = atomic.read_json(path, default={})
+            if isinstance(saved, dict):
+                self.progress = Progress(**{k: v for k, v in saved.items() if k in known})
         self.min_interval_s = min_interval_s
         self._written = 0.0
 

@@ -25,6 +25,10 @@ ENV = {
     "FASHION_MNIST_DIR": str(DATA_DIR),
 }
 
+TENSORFLOW = {"KERAS_BACKEND": "tensorflow"}
+# JAX sees as many CPU devices as this flag asks for, set before it starts
+JAX_TWO_CPUS = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+
 
 def run_cli(
     *args: str, timeout: float = 300, env_extra: dict[str, str] | None = None
@@ -72,7 +76,10 @@ def smoke_base(tmp_path_factory: pytest.TempPathFactory, classifier_path: Path) 
     """models/fashion_gan with versions 1 and 2, each from a smoke training run of the CLI.
 
     The two runs go in parallel (one per core), each publishing version 1 into a base path of
-    its own; the second is then moved in as version 2, with its card saying so."""
+    its own; the second is then moved in as version 2, with its card saying so. Both train data
+    parallel over two virtual CPU devices: version 1 under TensorFlow (MirroredStrategy),
+    version 2 under JAX (DataParallel, exported by the TensorFlow side), so every export test
+    holds for both backends."""
     import json
 
     root = tmp_path_factory.mktemp("models")
@@ -94,15 +101,17 @@ def smoke_base(tmp_path_factory: pytest.TempPathFactory, classifier_path: Path) 
                 str(classifier_path),
                 "--set",
                 f"seed={n}",
+                "--set",
+                "devices=2",
                 "--quiet",
             ],
             cwd=REPO,
-            env=ENV,
+            env={**ENV, **backend},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for n in (1, 2)
+        for n, backend in ((1, TENSORFLOW), (2, JAX_TWO_CPUS))
     ]
     base = root / "fashion_gan"
     base.mkdir()

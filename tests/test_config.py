@@ -20,7 +20,18 @@ def test_overrides_are_typed() -> None:
 
 
 @pytest.mark.parametrize(
-    "override", ["epoch=5", "epochs", "epochs=five", "jit_compile=maybe", "epochs=0"]
+    "override",
+    [
+        "epoch=5",
+        "epochs",
+        "epochs=five",
+        "jit_compile=maybe",
+        "epochs=0",
+        "loss=wasserstein",
+        "precision=float16",
+        "ema_decay=1",
+        "devices=3",  # 64 images do not split evenly over 3 devices
+    ],
 )
 def test_bad_overrides_are_refused(override: str) -> None:
     with pytest.raises(ConfigError):
@@ -54,3 +65,14 @@ def test_cli_bad_override_exits_2_with_a_sentence() -> None:
     proc = run_cli("training", "--profile", "smoke", "--set", "epochz=1", timeout=60)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "not key=value with a known key" in proc.stderr
+
+
+def test_cli_more_devices_than_there_are_is_one_sentence(tmp_path: object) -> None:
+    proc = run_cli(
+        "training", "--profile", "smoke", "--set", "devices=4", "--no-publish",
+        "--run-dir", f"{tmp_path}/run", timeout=120,
+        env_extra={"KERAS_BACKEND": "jax", "XLA_FLAGS": ""},
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "devices=4 but JAX sees 1 devices" in proc.stderr
+    assert "XLA_FLAGS=--xla_force_host_platform_device_count=4" in proc.stderr

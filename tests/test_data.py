@@ -8,6 +8,7 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -39,12 +40,45 @@ def test_normalised_to_unit_range_with_channel_axis(data_dir: Path) -> None:
     assert x.min() == -1.0 and x.max() == 1.0
 
 
-def test_dataset_batches_of_64(data_dir: Path) -> None:
-    from training.data import make_dataset
+def test_feed_chunks_cover_an_epoch_without_repeats() -> None:
+    from training.data import Feed
 
-    ds = make_dataset(load_from_dir(data_dir).x_train[:640], 64, 640, seed=0)
-    shapes = [tuple(b.shape) for b in ds]
-    assert shapes == [(64, 28, 28, 1)] * 10
+    images = np.zeros((650, 28, 28), np.uint8)
+    images[:, 0, 0], images[:, 0, 1] = np.divmod(np.arange(650), 256)  # each image unique
+    feed = Feed.from_uint8(images, batch_size=64, latent_dim=100, steps_per_execution=4, seed=7)
+    chunks = list(feed.chunks(epoch=0))
+    # 10 full batches (the remainder of 10 images dropped, as the seed's drop_remainder), in
+    # chunks of 4 steps and a last one of 2
+    assert [c[0].shape for c in chunks] == [(4, 64, 28, 28, 1)] * 2 + [(2, 64, 28, 28, 1)]
+    assert [c[1].shape for c in chunks] == [(4, 64, 100)] * 2 + [(2, 64, 100)]
+    real = np.concatenate([c[0] for c in chunks]).reshape(640, -1)
+    assert real.dtype == np.float32 and real.min() >= -1 and real.max() <= 1
+    assert len({row.tobytes() for row in real}) == 640  # no image twice in one epoch
+
+
+def test_feed_is_the_same_for_the_same_epoch_and_new_for_the_next() -> None:
+    from training.data import Feed, prefetched
+
+    images = np.random.default_rng(0).integers(0, 256, (256, 28, 28), dtype=np.uint8)
+    feed = Feed.from_uint8(images, batch_size=32, latent_dim=100, steps_per_execution=3, seed=1)
+    a, again, b = (list(prefetched(feed.chunks(e))) for e in (2, 2, 3))
+    for x, y in zip(a, again, strict=True):  # a resumed epoch sees exactly the same batches
+        np.testing.assert_array_equal(x[0], y[0])
+        np.testing.assert_array_equal(x[1], y[1])
+    assert not np.array_equal(a[0][0], b[0][0]) and not np.array_equal(a[0][1], b[0][1])
+
+
+def test_prefetch_raises_the_producers_error() -> None:
+    from training.data import prefetched
+
+    def broken() -> Any:
+        yield np.zeros(1), np.zeros(1)
+        raise ValueError("bad chunk")
+
+    out = prefetched(broken())
+    next(out)
+    with pytest.raises(ValueError, match="bad chunk"):
+        next(out)
 
 
 def test_keras_loader_reads_the_keras_home_cache(copy_dir: Path, tmp_path: Path) -> None:

@@ -335,9 +335,9 @@ def load_requirements_script() -> ModuleType:
 def test_slim_gateway_requirements_leave_tensorflow_out() -> None:
     script = load_requirements_script()
     deps = script.project_dependencies(ROOT / "pyproject.toml")
-    heavy = ["tensorflow", "keras", "tensorflow-serving-api"]
+    heavy = ["tensorflow", "keras", "tensorflow-serving-api", "jax"]
     runtime = {script.requirement_name(r) for r in script.select(deps, exclude=heavy)}
-    assert not runtime & {"tensorflow", "keras", "tensorflow-serving-api"}
+    assert not runtime & {"tensorflow", "keras", "tensorflow-serving-api", "jax"}
     for needed in ("starlette", "uvicorn", "pillow", "numpy", "requests", "grpcio", "protobuf"):
         assert needed in runtime
     assert "prometheus-client" in runtime
@@ -347,7 +347,7 @@ def test_slim_gateway_requirements_leave_tensorflow_out() -> None:
         script.select(deps, only=["not-a-dependency"])
     # and the Dockerfile asks for exactly that
     text = DOCKERFILES["gateway"].read_text()
-    assert "--exclude tensorflow keras tensorflow-serving-api" in text
+    assert "--exclude tensorflow keras tensorflow-serving-api jax" in text
     assert "--only tensorflow-serving-api" in text and "--no-deps -r no-deps.txt" in text
 
 

@@ -78,10 +78,19 @@ def test_model_card(smoke_base: Path) -> None:
     assert set(card["training"]["final_losses"]) == {"gen_loss", "disc_loss"}
     assert len(card["data"]["sha256"]) == 64
     assert card["packages"]["tensorflow"].startswith("2.21")
+    # version 2 trained under JAX on two virtual devices (tests/conftest.py); TF exported it
+    assert card["training"]["backend"] == "jax" and len(card["training"]["devices"]) == 2
+    assert card["training"]["images_per_s"] > 0
     q = card["quality"]
     for key in ("fid", "fid_real_floor", "class_kl_to_uniform", "nn_distance_mean"):
         assert np.isfinite(q[key])
     assert q["fid"] > q["fid_real_floor"]  # an untrained smoke generator is worse than real data
+
+
+def test_card_of_the_tensorflow_version(smoke_base: Path) -> None:
+    card = json.loads((smoke_base / "1" / "assets.extra" / "model_card.json").read_text())
+    assert card["training"]["backend"] == "tensorflow"
+    assert card["training"]["devices"] == ["/cpu:0", "/cpu:1"]  # MirroredStrategy over both
 
 
 def test_warmup_records_are_predict_requests(smoke_base: Path) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pytest
 
 from training.model import build_discriminator, build_generator
 
@@ -24,18 +27,67 @@ def test_discriminator_shapes() -> None:
     assert names.count("Conv2D") == 2 and names.count("Dropout") == 2
 
 
-def test_one_compiled_step_updates_both_networks() -> None:
-    import keras
+def _weights(net: Any) -> list[np.ndarray]:
+    return [np.array(w) for w in net.get_weights()]
 
-    from training.model import GAN
 
-    g, d = build_generator(), build_discriminator()
-    gan = GAN(g, d, 100, seed=0)
-    gan.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3), jit_compile=False)
-    before_g = [w.copy() for w in g.get_weights()]
-    before_d = [w.copy() for w in d.get_weights()]
-    real = np.random.default_rng(1).uniform(-1, 1, (16, 28, 28, 1)).astype(np.float32)
-    logs = gan.train_on_batch(real, return_dict=True)
-    assert set(logs) == {"gen_loss", "disc_loss"} and all(np.isfinite(list(logs.values())))
-    assert any(not np.array_equal(a, b) for a, b in zip(before_g, g.get_weights(), strict=True))
-    assert any(not np.array_equal(a, b) for a, b in zip(before_d, d.get_weights(), strict=True))
+def test_one_compiled_call_updates_both_networks_and_the_ema() -> None:
+    """The trainer's TensorFlow step (two steps per call): both networks move, and the EMA
+    generator follows the live one without equalling it."""
+    from training.config import make_config
+    from training.devices import place
+    from training.parts import build_parts
+
+    cfg = make_config("smoke", ["batch_size=8", "steps_per_execution=2", "ema_decay=0.99"])
+    placement = place(cfg)
+    with placement.scope():
+        parts = build_parts(cfg)
+    assert parts.shown is parts.ema
+    g0, d0, e0 = _weights(parts.generator), _weights(parts.discriminator), _weights(parts.ema)
+    rng = np.random.default_rng(1)
+    real = rng.uniform(-1, 1, (2, 8, 28, 28, 1)).astype(np.float32)
+    noise = rng.standard_normal((2, 8, 100)).astype(np.float32)
+    g_loss, d_loss = placement.runner(parts, cfg).run(real, noise)
+    assert np.isfinite(g_loss) and np.isfinite(d_loss) and d_loss > 0
+    g1, d1, e1 = _weights(parts.generator), _weights(parts.discriminator), _weights(parts.ema)
+    assert any(not np.array_equal(a, b) for a, b in zip(g0, g1, strict=True))
+    assert any(not np.array_equal(a, b) for a, b in zip(d0, d1, strict=True))
+    # the EMA moved from its start towards the live weights, and is not a copy of them
+    assert any(not np.array_equal(a, b) for a, b in zip(e0, e1, strict=True))
+    assert any(not np.allclose(a, b) for a, b in zip(g1, e1, strict=True))
+    assert int(parts.g_opt.iterations.numpy()) == 2
+
+
+def test_ema_decay_warms_up() -> None:
+    from training.parts import ema_decay_at
+
+    assert float(ema_decay_at(0.999, 0.0)) == pytest.approx(0.1)
+    assert float(ema_decay_at(0.999, 90.0)) == pytest.approx(0.91)
+    assert float(ema_decay_at(0.999, 1e6)) == pytest.approx(0.999)
+
+
+@pytest.mark.parametrize("loss", ["nonsat", "hinge"])
+def test_losses_reward_the_discriminator_for_telling_apart(loss: str) -> None:
+    from training.losses import LOSSES
+
+    sure = LOSSES[loss](np.full((4, 1), 5.0, "float32"), np.full((4, 1), -5.0, "float32"))
+    fooled = LOSSES[loss](np.full((4, 1), -5.0, "float32"), np.full((4, 1), 5.0, "float32"))
+    # (generator loss, discriminator loss): each side is better off where it wins
+    assert float(sure[1]) < float(fooled[1]) and float(sure[0]) > float(fooled[0])
+
+
+def test_mixed_precision_computes_in_bfloat16_and_exports_float32() -> None:
+    from training.config import make_config
+    from training.parts import build_parts, float32_generator
+
+    cfg = make_config("smoke", ["precision=mixed_bfloat16"])
+    parts = build_parts(cfg)
+    assert parts.generator.layers[1].compute_dtype == "bfloat16"
+    assert parts.generator.output.dtype == "float32"  # tanh image layer stays float32
+    assert parts.discriminator.output.dtype == "float32"  # and so does the logit
+    out = float32_generator(parts.generator, cfg)
+    assert all(layer.compute_dtype == "float32" for layer in out.layers)
+    z = np.random.default_rng(0).standard_normal((3, 100)).astype(np.float32)
+    a = np.asarray(out(z, training=False))
+    b = np.asarray(parts.generator(z, training=False)).astype(np.float32)
+    assert np.abs(a - b).max() < 0.1  # the same weights; only the arithmetic's precision differs

@@ -11,16 +11,21 @@ from the last finished epoch in --run-dir.
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 from export.cli_options import add_release_options
 from fashion_core import atomic
+from fashion_core.cards import training_section
 from fashion_core.dataset import DataError
 from fashion_core.progress import ProgressFile
 from fashion_core.quiet import quiet_tensorflow
-from training.config import PROFILES, ConfigError, make_config
+from training.config import PROFILES, ConfigError, TrainConfig, make_config
+from training.runs import RunError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -69,6 +74,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def export_elsewhere(args: argparse.Namespace, cfg: TrainConfig, run_dir: Path) -> int:
+    """Publish through ``python -m export`` under TensorFlow: a run trained under another
+    backend saved its generator as .keras, which any backend loads; only TensorFlow writes
+    SavedModels."""
+    cmd = [
+        sys.executable, "-m", "export", "--generator", str(args.keras_out),
+        "--model-base-path", str(args.model_base_path), "--run-dir", str(run_dir),
+        "--eval-samples", str(cfg.eval_samples), "--model-name", args.model_name,
+        "--classifier", str(args.classifier),
+    ]  # fmt: skip
+    if args.data_dir:
+        cmd += ["--data-dir", str(args.data_dir)]
+    if args.progress_file:
+        cmd += ["--progress-file", str(args.progress_file)]
+    print(f"Publicando con TensorFlow: {shlex.join(cmd[1:])}", flush=True)
+    return subprocess.run(cmd, env={**os.environ, "KERAS_BACKEND": "tensorflow"}).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_tensorflow()  # no CUDA probing noise on a CPU machine
@@ -89,9 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     # TensorFlow is imported only now, so --help, config and data errors answer at once
-    from export.publish import PublishError
-    from export.release import release
-    from training.train import RunError, mark_published, train
+    import keras
+
+    from training.checkpoint import CheckpointError
+    from training.devices import DeviceError
+    from training.train import train
 
     run_dir = args.run_dir or Path("runs") / cfg.profile
     log(f"Perfil {cfg.profile}: {cfg.epochs} épocas, lote {cfg.batch_size}, datos {data.source}")
@@ -107,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             verbose=0 if args.quiet else 1,
             progress=progress,
         )
-    except RunError as exc:
+    except (RunError, DeviceError, CheckpointError) as exc:
         print(exc, file=sys.stderr)
         return 2
     log(f"Entrenamiento terminado en {time.perf_counter() - started:.1f}s")
@@ -117,15 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     atomic.replace(tmp_keras, args.keras_out)
     if args.no_publish:
         return 0
-    training = {
-        "profile": cfg.profile,
-        "config": cfg.to_dict(),
-        "epochs": result.epochs,
-        "seconds_per_epoch": result.seconds_per_epoch,
-        "final_losses": result.losses,
-        "resumed_from_epoch": result.resumed_from,
-        "run_dir": str(run_dir),
-    }
+    if keras.backend.backend() != "tensorflow":
+        return export_elsewhere(args, cfg, run_dir)
+    from export.publish import PublishError
+    from export.release import record_in_run, release
+
+    training = training_section(result.state, run_dir)
     try:
         published = release(
             result.generator,
@@ -142,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         # the trained run stays in --run-dir: the same command publishes it without retraining
         print(f"Publishing failed, the run is kept in {run_dir}: {exc}", file=sys.stderr)
         return 1
-    mark_published(run_dir, published.version)
+    record_in_run(run_dir, published.version)
     progress.update(force=True, phase="done", version=published.version)
     return 0
 

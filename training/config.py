@@ -13,6 +13,9 @@ from typing import Any
 from fashion_core.contract import LATENT_DIM
 from fashion_core.contract import PROFILES as PROFILE_NAMES
 
+LOSSES = ("nonsat", "hinge")
+PRECISIONS = ("float32", "mixed_bfloat16")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -21,54 +24,63 @@ class TrainConfig:
     batch_size: int = 64
     gen_lr: float = 1e-4
     disc_lr: float = 1e-4
-    beta_1: float = 0.9  # Keras' Adam default, as in the seed
+    beta_1: float = 0.9  # Keras' Adam defaults, as in the seed
+    beta_2: float = 0.999
+    # "nonsat": the seed's binary cross-entropy (non-saturating for the generator); "hinge"
+    loss: str = "nonsat"
+    # exponential moving average of the generator's weights and BatchNorm statistics; the EMA
+    # generator is the one sheets show and export publishes. 0 = off (the seed's recipe)
+    ema_decay: float = 0.0
     latent_dim: int = LATENT_DIM
     # filters of every layer relative to the seed's (1.0 = 256/128/64 and 64/128)
     width: float = 1.0
     # None = all 60,000 training images; smaller numbers make the smoke profile fast
     train_samples: int | None = None
-    shuffle_buffer: int = 60000
     seed: int = 1234
-    # XLA: ~20% faster steps on CPU, but ~20 s of compiling, which the smoke profile can't repay
-    jit_compile: bool = True
+    # "mixed_bfloat16" computes in bfloat16 and keeps float32 weights; the export is float32.
+    # Only where the hardware has bfloat16 arithmetic (GPUs, CPUs with AVX512-BF16 or AMX):
+    # elsewhere it is emulated, measured 12x slower on an AVX2-only EPYC (docs/benchmarks.md)
+    precision: str = "float32"
+    # train steps per compiled call: the Python loop runs once per this many steps
+    steps_per_execution: int = 1
+    # XLA for the TensorFlow step (the JAX step is always XLA): measured 20x slower than
+    # TensorFlow's own kernels on 2 AVX2 CPU cores (docs/benchmarks.md); for GPUs
+    jit_compile: bool = False
+    # data-parallel devices (the batch is split across them); 1 = one device
+    devices: int = 1
     # samples used for the quality figures at export (FID, mode coverage, memorisation)
     eval_samples: int = 10000
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @property
+    def exports_ema(self) -> bool:
+        return self.ema_decay > 0
+
 
 PROFILES: dict[str, TrainConfig] = {
     # exactly the seed's recipe, kept as the baseline
     "seed": TrainConfig(profile="seed", epochs=50),
     # end to end in seconds on 2 CPU cores: for tests and CI only, sheets are noise
-    "smoke": TrainConfig(
-        profile="smoke",
-        epochs=2,
-        batch_size=64,
-        train_samples=256,
-        shuffle_buffer=256,
-        jit_compile=False,
-        eval_samples=256,
-    ),
-    # recognisable garments within 5 minutes on 2 CPU cores. Measured here: the full-width seed
-    # network at 0.31 s/step needs ~2,000+ steps (10 min) before garments appear; at half width
-    # (the same layers, a quarter of the work) 2,400 steps show shoes, trousers, dresses and
-    # shirts. The DCGAN paper's Adam settings (2e-4, beta_1 0.5) converge in far fewer steps
-    # than the seed's 1e-4/0.9. 4 epochs x 600 steps of 64.
+    "smoke": TrainConfig(profile="smoke", epochs=2, train_samples=256, eval_samples=256),
+    # recognisable garments in under 5 minutes on 2 CPU cores: half width, the default's Adam
+    # and EMA, batch 16 (more updates for the same images; measured best of 16/32/64 at this
+    # budget, docs/benchmarks.md), 4 epochs of 30,000 images
     "quick": TrainConfig(
         profile="quick",
         epochs=4,
-        batch_size=64,
+        batch_size=16,
         gen_lr=2e-4,
         disc_lr=2e-4,
         beta_1=0.5,
+        ema_decay=0.999,
         width=0.5,
-        train_samples=38400,
-        shuffle_buffer=38400,
+        train_samples=30000,
+        steps_per_execution=8,
         eval_samples=2000,
     ),
-    # the best recipe found so far; see the README's "Training" section
+    # the seed's networks at full width, Adam 2e-4 (beta_1 0.5) and the EMA generator exported
     "default": TrainConfig(
         profile="default",
         epochs=50,
@@ -76,6 +88,8 @@ PROFILES: dict[str, TrainConfig] = {
         gen_lr=2e-4,
         disc_lr=2e-4,
         beta_1=0.5,
+        ema_decay=0.999,
+        steps_per_execution=8,
     ),
 }
 
@@ -120,6 +134,23 @@ def make_config(profile: str, overrides: list[str] | None = None) -> TrainConfig
             )
         changes[key] = _coerce(fields[key], raw)
     cfg = dataclasses.replace(base, **changes)
-    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.latent_dim < 1:
-        raise ConfigError("epochs, batch_size and latent_dim must be positive integers.")
+    _check(cfg)
     return cfg
+
+
+def _check(cfg: TrainConfig) -> None:
+    positive = ("epochs", "batch_size", "latent_dim", "steps_per_execution", "devices")
+    if any(getattr(cfg, name) < 1 for name in positive):
+        raise ConfigError(f"{', '.join(positive)} must be positive integers.")
+    if cfg.loss not in LOSSES:
+        raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {cfg.loss!r}.")
+    if cfg.precision not in PRECISIONS:
+        raise ConfigError(
+            f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}."
+        )
+    if not 0 <= cfg.ema_decay < 1:
+        raise ConfigError(f"ema_decay must be in [0, 1), got {cfg.ema_decay}.")
+    if cfg.batch_size % cfg.devices:
+        raise ConfigError(
+            f"batch_size ({cfg.batch_size}) must be a multiple of devices ({cfg.devices})."
+        )

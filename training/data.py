@@ -1,25 +1,89 @@
-"""The seed's input pipeline: Fashion-MNIST (read and checked by ``fashion_core.dataset``)
-normalised to [-1, 1], shuffled and batched with tf.data."""
+"""The input pipeline, in NumPy so the JAX backend needs no TensorFlow: Fashion-MNIST in
+[-1, 1], a fresh permutation every epoch, batches of ``batch_size`` (the remainder dropped, as
+the seed's ``drop_remainder``), and the generator's noise, in chunks of ``steps_per_execution``
+steps that a background thread prepares while the previous chunk trains.
+
+Everything an epoch draws comes from the generator seeded by (seed, epoch), so a run resumed at
+epoch e sees the same images and noise as one that never stopped.
+"""
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 import numpy as np
-import tensorflow as tf
 
 from fashion_core.dataset import to_unit_range
 
+Chunk = tuple[np.ndarray, np.ndarray]  # real (k, B, 28, 28, 1), noise (k, B, latent), float32
 
-def make_dataset(
-    images: np.ndarray, batch_size: int, shuffle_buffer: int, seed: int
-) -> tf.data.Dataset:
-    """The seed's pipeline: normalise, shuffle(buffer), batch, prefetch.
 
-    ``drop_remainder`` keeps every step the same shape, so the compiled train step is traced once.
-    """
-    x = to_unit_range(images)
-    return (
-        tf.data.Dataset.from_tensor_slices(x)
-        .shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size, drop_remainder=True)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+@dataclass(frozen=True)
+class Feed:
+    images: np.ndarray  # (N, 28, 28, 1) float32 in [-1, 1]
+    batch_size: int
+    latent_dim: int
+    steps_per_execution: int
+    seed: int
+
+    @classmethod
+    def from_uint8(
+        cls,
+        images: np.ndarray,
+        batch_size: int,
+        latent_dim: int,
+        steps_per_execution: int,
+        seed: int,
+    ) -> Feed:
+        return cls(to_unit_range(images), batch_size, latent_dim, steps_per_execution, seed)
+
+    @property
+    def steps(self) -> int:
+        return len(self.images) // self.batch_size
+
+    def chunks(self, epoch: int) -> Iterator[Chunk]:
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(len(self.images))
+        b, k_max = self.batch_size, self.steps_per_execution
+        for start in range(0, self.steps, k_max):
+            k = min(k_max, self.steps - start)
+            real = self.images[order[start * b : (start + k) * b]].reshape(
+                k, b, *self.images.shape[1:]
+            )
+            noise = rng.standard_normal((k, b, self.latent_dim), dtype=np.float32)
+            yield real, noise
+
+
+def prefetched(chunks: Iterator[Chunk], depth: int = 2) -> Iterator[Chunk]:
+    """``chunks`` produced on a background thread, at most ``depth`` ahead: gathering the next
+    batches overlaps the train step (NumPy's fancy indexing releases the GIL)."""
+    q: queue.Queue[Chunk | BaseException | None] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    return
+                q.put(chunk)
+            q.put(None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(exc)
+
+    thread = threading.Thread(target=produce, name="feed", daemon=True)
+    thread.start()
+    try:
+        while (item := q.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)

@@ -1,50 +1,42 @@
-"""The training loop: compiled GAN steps, one console line per epoch, a fixed-noise sample sheet
-and a checkpoint after every epoch, and resume from the last finished epoch.
+"""The training loop: the seed's console line after every epoch, a progress bar, a fixed-noise
+sample sheet and a checkpoint per epoch, and resume from the last finished epoch.
 
-A run folder holds everything of one run:
-    state.json          config + finished epochs + losses (written atomically after each epoch)
-    ckpt/               tf.train.Checkpoint of both networks, both optimizers and the noise seed
-    sheets/epoch_NNN.png  the fixed noise batch drawn after each epoch
-Running the same command again with the same folder goes on from the last finished epoch.
+Backend-neutral: the step itself comes from ``training.devices`` (TensorFlow or JAX, one device
+or several); this loop only feeds it chunks of batches and keeps the run folder
+(``training.runs``). Running the same command again with the same folder goes on from the last
+finished epoch.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from fashion_core import atomic
 from fashion_core.dataset import FashionMNIST
 from fashion_core.progress import ProgressFile
 from fashion_core.render import sheet_png
+from training import checkpoint
 from training.config import TrainConfig
-from training.data import make_dataset
-from training.model import GAN, build_discriminator, build_generator
+from training.data import Feed, prefetched
+from training.devices import Placement, Runner, place
+from training.parts import Parts, build_parts, float32_generator
+from training.runs import RunError, open_run, save_state
 
 SHEET_ROWS = SHEET_COLS = 4
 Log = Callable[[str], None]
 
 
-class RunError(Exception):
-    """The run folder cannot be resumed with this config (message: one sentence)."""
-
-
 @dataclass
 class TrainResult:
-    generator: keras.Model
-    epochs: int
-    seconds_per_epoch: list[float] = field(default_factory=list)
-    losses: dict[str, float] = field(default_factory=dict)
+    generator: keras.Model  # float32, the EMA generator when the recipe keeps one
+    state: dict[str, Any]  # the run's state.json: config, epochs, losses, speed, devices
     resumed_from: int = 0
 
 
@@ -54,90 +46,35 @@ def fixed_noise(cfg: TrainConfig) -> np.ndarray:
     return rng.standard_normal((SHEET_ROWS * SHEET_COLS, cfg.latent_dim)).astype(np.float32)
 
 
-class EpochReport(keras.callbacks.Callback):  # type: ignore[misc]
-    """After each epoch: the seed's console line, the sample sheet, the checkpoint, state.json."""
-
-    def __init__(
-        self,
-        cfg: TrainConfig,
-        run_dir: Path,
-        ckpt: tf.train.CheckpointManager,
-        state: dict[str, Any],
-        log: Log,
-        progress: ProgressFile,
-        steps: int,
-    ) -> None:
-        super().__init__()
-        self.cfg, self.run_dir, self.ckpt, self.state, self.log = cfg, run_dir, ckpt, state, log
-        self.progress, self.steps = progress, steps
-        self.noise = fixed_noise(cfg)
-        self.started = 0.0
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.started = time.perf_counter()
-        self.progress.update(force=True, phase="training", epoch=epoch, step=0)
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        # throttled to about one write a second by ProgressFile
-        seconds = time.perf_counter() - self.started
-        rate = (batch + 1) * self.cfg.batch_size / seconds if seconds > 0 else None
-        self.progress.update(step=batch + 1, images_per_s=rate)
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        seconds = time.perf_counter() - self.started
-        logs = logs or {}
-        g, d = float(logs.get("gen_loss", float("nan"))), float(logs.get("disc_loss", float("nan")))
-        done = epoch + 1
-        self.log(
-            f"Época de moda {done}/{self.cfg.epochs} completada en {seconds:.1f}s"
-            f" — gen_loss {g:.4f}, disc_loss {d:.4f}"
-        )
-        gan: GAN = self.model
-        images = gan.generator(self.noise, training=False)
-        sheet = self.run_dir / "sheets" / f"epoch_{done:03d}.png"
-        png = sheet_png(np.asarray(images), SHEET_ROWS, SHEET_COLS, spacing=2, scale=2)
-        atomic.write_bytes(sheet, png)
-        # checkpoint before state.json: state never claims an epoch whose weights are not on disk
-        self.ckpt.save(checkpoint_number=done)
-        self.state["completed_epochs"] = done
-        self.state["seconds_per_epoch"].append(round(seconds, 3))
-        self.state["losses"] = {"gen_loss": g, "disc_loss": d}
-        atomic.write_json(self.run_dir / "state.json", self.state)
-        self.progress.update(
-            force=True,
-            epoch=done,
-            step=self.steps,
-            losses={"gen_loss": g, "disc_loss": d},
-            images_per_s=round(self.steps * self.cfg.batch_size / seconds, 1),
-        )
+def _epoch(
+    runner: Runner, feed: Feed, epoch: int, bar: keras.utils.Progbar | None, progress: ProgressFile
+) -> tuple[float, float, float]:
+    """One epoch through the runner; returns (seconds, mean gen loss, mean disc loss)."""
+    started = time.perf_counter()
+    done, g_sum, d_sum = 0, 0.0, 0.0
+    for real, noise in prefetched(feed.chunks(epoch)):
+        g, d = runner.run(real, noise)
+        k = len(real)
+        done, g_sum, d_sum = done + k, g_sum + g * k, d_sum + d * k
+        if bar is not None:
+            bar.update(done, values=[("gen_loss", g), ("disc_loss", d)])
+        seconds = time.perf_counter() - started
+        progress.update(step=done, images_per_s=round(done * feed.batch_size / seconds, 1))
+    runner.sync()
+    return time.perf_counter() - started, g_sum / done, d_sum / done
 
 
-def _open_run(cfg: TrainConfig, run_dir: Path, fresh: bool) -> dict[str, Any]:
-    state_file = run_dir / "state.json"
-    if state_file.exists() and not fresh:
-        state: dict[str, Any] = json.loads(state_file.read_text())
-        if state.get("config") != cfg.to_dict():
-            raise RunError(
-                f"{run_dir} holds a run with another config; pass --fresh to start over there "
-                "or choose another --run-dir."
-            )
-        if state.get("completed_epochs", 0) < cfg.epochs or "published_version" not in state:
-            return state  # unfinished, or finished but never published: nothing is thrown away
-        # that run finished and was published: this command asks for a new one
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    (run_dir / "sheets").mkdir(parents=True)
-    state = {"config": cfg.to_dict(), "completed_epochs": 0, "seconds_per_epoch": [], "losses": {}}
-    atomic.write_json(state_file, state)
-    return state
-
-
-def mark_published(run_dir: Path, version: int) -> None:
-    """Record that the run's generator is published: the next run with this folder starts anew
-    (until then a finished run is kept, and running again publishes it without retraining)."""
-    state_file = run_dir / "state.json"
-    state = json.loads(state_file.read_text())
-    atomic.write_json(state_file, {**state, "published_version": version})
+def _end_of_epoch(
+    cfg: TrainConfig, run_dir: Path, parts: Parts, state: dict[str, Any], noise: np.ndarray
+) -> None:
+    done = state["completed_epochs"] + 1
+    images = keras.ops.convert_to_numpy(parts.shown(noise, training=False))
+    png = sheet_png(images, SHEET_ROWS, SHEET_COLS, spacing=2, scale=2)
+    atomic.write_bytes(run_dir / "sheets" / f"epoch_{done:03d}.png", png)
+    # checkpoint before state.json: state never claims an epoch whose weights are not on disk
+    checkpoint.save(run_dir, parts.state_variables())
+    state["completed_epochs"] = done
+    save_state(run_dir, state)
 
 
 def train(
@@ -148,49 +85,53 @@ def train(
     fresh: bool = False,
     verbose: int = 1,
     progress: ProgressFile | None = None,
+    on_epoch: Callable[[int, keras.Model], None] | None = None,
 ) -> TrainResult:
     """Train (or resume) the GAN described by ``cfg`` in ``run_dir``; returns the generator.
-    ``progress`` receives epoch, step, losses and images/s as data (the job's progress.json)."""
+    ``progress`` receives epoch, step, losses and images/s as data (the job's progress.json);
+    ``on_epoch(epochs_done, generator)`` is called after each epoch's checkpoint with the
+    generator sheets show (benchmarks score recipes along the way with it)."""
     progress = progress or ProgressFile(None)
-    state = _open_run(cfg, run_dir, fresh)
+    # devices first: TensorFlow splits a CPU into logical devices only before its runtime starts
+    placement: Placement = place(cfg)
+    state = open_run(cfg, run_dir, fresh)
     keras.utils.set_random_seed(cfg.seed)
-    generator = build_generator(cfg.latent_dim, cfg.width)
-    gan = GAN(generator, build_discriminator(cfg.width), cfg.latent_dim, cfg.seed)
-    g_opt = keras.optimizers.Adam(cfg.gen_lr, beta_1=cfg.beta_1)
-    d_opt = keras.optimizers.Adam(cfg.disc_lr, beta_1=cfg.beta_1)
-    gan.compile(g_opt, d_opt, jit_compile=cfg.jit_compile)
-    gan.build_for_checkpoint()
-
-    ckpt = tf.train.Checkpoint(
-        generator=generator,
-        discriminator=gan.discriminator,
-        g_opt=g_opt,
-        d_opt=d_opt,
-        seed=gan.seed_generator.state,
-    )
-    manager = tf.train.CheckpointManager(ckpt, str(run_dir / "ckpt"), max_to_keep=2)
+    with placement.scope():
+        parts = build_parts(cfg)
     initial = int(state["completed_epochs"])
     if initial:
-        if manager.latest_checkpoint is None:
+        if not checkpoint.exists(run_dir):
             raise RunError(f"{run_dir}/state.json says {initial} epochs but has no checkpoint.")
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        checkpoint.restore(run_dir, parts.state_variables())
         if initial >= cfg.epochs:
             log(f"La ejecución en {run_dir} ya terminó sin publicarse: se publica sin reentrenar.")
         else:
             log(f"Reanudando desde la época {initial}/{cfg.epochs} ({run_dir}).")
-
+    state.update(placement.describe())
+    runner = placement.runner(parts, cfg)
     images = data.x_train[: cfg.train_samples] if cfg.train_samples else data.x_train
-    dataset = make_dataset(images, cfg.batch_size, cfg.shuffle_buffer, cfg.seed + initial)
-    steps = len(images) // cfg.batch_size  # drop_remainder
-    progress.update(force=True, epoch=initial, epochs=cfg.epochs, steps=steps)
-    report = EpochReport(cfg, run_dir, manager, state, log, progress, steps)
-    # fit() warns that it will not shuffle a tf.data pipeline: ours shuffles itself
-    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
-    gan.fit(dataset, epochs=cfg.epochs, initial_epoch=initial, callbacks=[report], verbose=verbose)
-    return TrainResult(
-        generator=generator,
-        epochs=cfg.epochs,
-        seconds_per_epoch=list(state["seconds_per_epoch"]),
-        losses=dict(state["losses"]),
-        resumed_from=initial,
+    feed = Feed.from_uint8(
+        images, cfg.batch_size, cfg.latent_dim, cfg.steps_per_execution, cfg.seed
     )
+    progress.update(force=True, epoch=initial, epochs=cfg.epochs, steps=feed.steps)
+    noise = fixed_noise(cfg)
+    for epoch in range(initial, cfg.epochs):
+        progress.update(force=True, phase="training", epoch=epoch, step=0)
+        bar = keras.utils.Progbar(feed.steps) if verbose else None
+        seconds, g, d = _epoch(runner, feed, epoch, bar, progress)
+        rate = round(feed.steps * cfg.batch_size / seconds, 1)
+        log(
+            f"Época de moda {epoch + 1}/{cfg.epochs} completada en {seconds:.1f}s"
+            f" — gen_loss {g:.4f}, disc_loss {d:.4f}"
+        )
+        state["seconds_per_epoch"].append(round(seconds, 3))
+        state["images_per_s"].append(rate)
+        state["losses"] = {"gen_loss": g, "disc_loss": d}
+        _end_of_epoch(cfg, run_dir, parts, state, noise)
+        losses = {"gen_loss": g, "disc_loss": d}
+        progress.update(
+            force=True, epoch=epoch + 1, step=feed.steps, losses=losses, images_per_s=rate
+        )
+        if on_epoch is not None:
+            on_epoch(epoch + 1, parts.shown)
+    return TrainResult(float32_generator(parts.shown, cfg), state, resumed_from=initial)

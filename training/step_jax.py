@@ -1,0 +1,96 @@
+"""The train step under JAX: ``steps_per_execution`` steps per jitted call,
+each batch sharded across the devices of a ``keras.distribution.DataParallel`` mesh.
+
+The same step as ``training.step_tf``, written statelessly: the networks run through
+``stateless_call``, the optimizers through ``stateless_apply``, and the state (weights,
+BatchNorm statistics, dropout seeds, optimizer slots, EMA) stays on the devices between calls.
+``sync`` writes it back into the Keras variables for sheets, checkpoints and saving.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from training.config import TrainConfig
+from training.losses import LOSSES
+from training.parts import Parts, all_variables, ema_decay_at
+
+
+class JaxRunner:
+    def __init__(self, parts: Parts, cfg: TrainConfig, data_sharding: Any | None) -> None:
+        self.parts = parts
+        self._groups = _groups(parts)
+        self._state = [[v.value for v in group] for group in self._groups]
+        self._sharding = data_sharding
+        self._run = jax.jit(_make_step_chunk(parts, cfg), donate_argnums=0)
+
+    def run(self, real: np.ndarray, noise: np.ndarray) -> tuple[float, float]:
+        """Train on ``len(real)`` batches; returns the mean (generator, discriminator) loss."""
+        if self._sharding is not None:
+            real, noise = jax.device_put((real, noise), self._sharding)
+        self._state, g, d = self._run(self._state, real, noise)
+        return float(g), float(d)
+
+    def sync(self) -> None:
+        for group, values in zip(self._groups, self._state, strict=True):
+            for var, value in zip(group, values, strict=True):
+                var.assign(value)
+
+
+def _groups(parts: Parts) -> list[list[Any]]:
+    g, d = parts.generator, parts.discriminator
+    return [
+        list(g.trainable_variables),
+        list(g.non_trainable_variables),
+        list(d.trainable_variables),
+        list(d.non_trainable_variables),
+        list(parts.g_opt.variables),
+        list(parts.d_opt.variables),
+        all_variables(parts.ema) if parts.ema is not None else [],
+    ]
+
+
+def _make_step_chunk(parts: Parts, cfg: TrainConfig) -> Any:
+    g_net, d_net = parts.generator, parts.discriminator
+    loss_fn = LOSSES[cfg.loss]
+    with_ema = parts.ema is not None
+    one = jnp.ones((), jnp.float32)
+    zero = jnp.zeros((), jnp.float32)
+
+    def step(state: list[Any], batch: tuple[Any, Any]) -> tuple[list[Any], tuple[Any, Any]]:
+        g_tv, g_ntv, d_tv, d_ntv, g_ov, d_ov, ema = state
+        real, noise = batch
+
+        def forward(g_tv: Any, d_tv: Any) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+            fake, g_ntv2 = g_net.stateless_call(g_tv, g_ntv, noise, training=True)
+            # two calls, as in step_tf: the generator's gradient runs back through the fakes only
+            real_logits, d_ntv2 = d_net.stateless_call(d_tv, d_ntv, real, training=True)
+            fake_logits, d_ntv2 = d_net.stateless_call(d_tv, d_ntv2, fake, training=True)
+            return loss_fn(real_logits, fake_logits), (g_ntv2, d_ntv2)
+
+        # one forward pass, two backward passes: each network's gradient of its own loss
+        (g_loss, d_loss), vjp, (g_ntv, d_ntv) = jax.vjp(forward, g_tv, d_tv, has_aux=True)
+        g_grads, _ = vjp((one, zero))
+        _, d_grads = vjp((zero, one))
+        g_tv, g_ov = parts.g_opt.stateless_apply(g_ov, g_grads, g_tv)
+        d_tv, d_ov = parts.d_opt.stateless_apply(d_ov, d_grads, d_tv)
+        if with_ema:
+            # the optimizer's iteration count is its first variable
+            rate = 1.0 - ema_decay_at(cfg.ema_decay, g_ov[0].astype(jnp.float32))
+            ema = [a + rate * (b - a) for a, b in zip(ema, [*g_tv, *g_ntv], strict=True)]
+        return [g_tv, g_ntv, d_tv, d_ntv, g_ov, d_ov, ema], (g_loss, d_loss)
+
+    def chunk(state: list[Any], reals: Any, noises: Any) -> tuple[list[Any], Any, Any]:
+        # unrolled, not lax.scan: XLA:CPU runs these convolutions ~10x slower inside a while
+        # loop (measured: 7.4 s against 0.73 s a step); compile time grows with the chunk
+        g_sum, d_sum = zero, zero
+        for i in range(reals.shape[0]):
+            state, (g, d) = step(state, (reals[i], noises[i]))
+            g_sum, d_sum = g_sum + g, d_sum + d
+        return state, g_sum / reals.shape[0], d_sum / reals.shape[0]
+
+    return chunk
