@@ -54,10 +54,3 @@ def open_run(cfg: TrainConfig, run_dir: Path, fresh: bool) -> dict[str, Any]:
 
 def save_state(run_dir: Path, state: dict[str, Any]) -> None:
     atomic.write_json(run_dir / STATE, state)
-
-
-def mark_published(run_dir: Path, version: int) -> None:
-    """Record that the run's generator is published: the next run with this folder starts anew
-    (until then a finished run is kept, and running again publishes it without retraining)."""
-    state = json.loads((run_dir / STATE).read_text())
-    save_state(run_dir, {**state, "published_version": version})
