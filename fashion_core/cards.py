@@ -65,6 +65,7 @@ def training_section(state: dict[str, Any], run_dir: Path | None = None) -> dict
         "seconds_per_epoch": state.get("seconds_per_epoch", []),
         "images_per_s": round(statistics.median(steady), 1) if steady else None,
         "final_losses": state.get("losses", {}),
+        "resumed_from_epoch": state.get("resumed_from_epoch", 0),
         "backend": state.get("backend"),
         "devices": state.get("devices", []),
         "run_dir": str(run_dir) if run_dir else None,

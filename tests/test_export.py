@@ -80,7 +80,7 @@ def test_model_card(smoke_base: Path) -> None:
     assert card["packages"]["tensorflow"].startswith("2.21")
     # version 2 trained under JAX on two virtual devices (tests/conftest.py); TF exported it
     assert card["training"]["backend"] == "jax" and len(card["training"]["devices"]) == 2
-    assert card["training"]["images_per_s"] > 0
+    assert card["training"]["images_per_s"] > 0 and card["training"]["resumed_from_epoch"] == 0
     q = card["quality"]
     for key in ("fid", "fid_real_floor", "class_kl_to_uniform", "nn_distance_mean"):
         assert np.isfinite(q[key])

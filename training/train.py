@@ -107,7 +107,7 @@ def train(
             log(f"La ejecución en {run_dir} ya terminó sin publicarse: se publica sin reentrenar.")
         else:
             log(f"Reanudando desde la época {initial}/{cfg.epochs} ({run_dir}).")
-    state.update(placement.describe())
+    state.update(placement.describe(), resumed_from_epoch=initial)
     runner = placement.runner(parts, cfg)
     images = data.x_train[: cfg.train_samples] if cfg.train_samples else data.x_train
     feed = Feed.from_uint8(
