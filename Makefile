@@ -38,6 +38,8 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		echo "NOTE: no chromium/chromedriver: the browser tests of the gallery will be SKIPPED (apt-get install chromium chromium-driver)"
 	$(BIN)/pytest
 
 ## train: train and publish one version with PROFILE (default quick)

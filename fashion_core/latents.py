@@ -11,3 +11,20 @@ MAX_SEED = 2**63 - 1
 def latents_for(seed: int, count: int, latent_dim: int) -> np.ndarray:
     """(count, latent_dim) float32 standard normal noise drawn from ``seed``."""
     return np.random.default_rng(seed).standard_normal((count, latent_dim), dtype=np.float32)
+
+
+def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
+    """(steps, dim) float32: the walk from ``a`` to ``b`` along the great circle between them
+    (spherical interpolation), both ends included. Gaussian latents live near a sphere of radius
+    sqrt(dim); a straight line between two of them cuts through the low-norm middle, where the
+    generator draws faint, washed-out designs. Nearly parallel vectors fall back to a line."""
+    a64, b64 = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    na, nb = np.linalg.norm(a64), np.linalg.norm(b64)
+    cos = float(np.dot(a64, b64) / (na * nb)) if na > 0 and nb > 0 else 1.0
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if np.sin(omega) < 1e-6:
+        walk = (1.0 - t) * a64 + t * b64
+    else:
+        walk = (np.sin((1.0 - t) * omega) * a64 + np.sin(t * omega) * b64) / np.sin(omega)
+    return walk.astype(np.float32)

@@ -61,3 +61,17 @@ def sheet_size(
         (cols * tile_px + (cols - 1) * spacing) * scale,
         (rows * tile_px + (rows - 1) * spacing) * scale,
     )
+
+
+def frames_gif(images: np.ndarray, scale: int = 1, frame_ms: int = 120) -> bytes:
+    """Generator outputs (N, 28, 28, 1) -> an animated greyscale GIF, one design per frame,
+    looping forever (an interpolation walk played as a film)."""
+    tiles = to_uint8(images)
+    if scale > 1:
+        tiles = np.repeat(np.repeat(tiles, scale, axis=1), scale, axis=2)
+    frames = [Image.fromarray(t) for t in tiles]
+    buf = io.BytesIO()
+    frames[0].save(
+        buf, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0
+    )
+    return buf.getvalue()

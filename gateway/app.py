@@ -4,9 +4,13 @@ error answers (gateway/misses.py), the metrics of every answer, and the lifespan
 GET  /api/generar-diseno   a new 3x3 PNG sheet on every call (?seed, rows, cols, scale,
                            spacing, version, label)
 POST /api/generar-diseno   a sheet from the caller's own latent vectors (JSON)
+GET  /api/interpolate      a strip (or GIF) of the walk between two seeds' designs
+POST /api/interpolate      the same between two latent vectors (JSON)
+GET  /api/versions         versions, labels and their model cards' quality figures
 GET  /api/training         the training job: state, profile, epoch, progress, log lines
 POST /api/training         start a job (admin token)
 GET  /healthz /readyz /metrics /openapi.json /docs
+GET  /                     the design gallery (gateway/static/)
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from gateway.backends import Backend, make_backend
 from gateway.docs import docs_page, openapi
 from gateway.errors import ClientGone
 from gateway.metrics import Metrics
+from gateway.pages import FILES, Pages
 from gateway.service import Gateway
 from gateway.settings import Settings
 from gateway.trainer import Trainer, make_trainer
@@ -44,6 +49,9 @@ CLIENT_CLOSED = 499  # nginx's code for "the client closed the request": counted
 ROUTES: dict[tuple[str, str], tuple[str, Handler]] = {
     ("GET", "/api/generar-diseno"): ("design", handlers.design_get),
     ("POST", "/api/generar-diseno"): ("design_post", handlers.design_post),
+    ("GET", "/api/interpolate"): ("interpolate", handlers.interpolate_get),
+    ("POST", "/api/interpolate"): ("interpolate_post", handlers.interpolate_post),
+    ("GET", "/api/versions"): ("versions", handlers.versions),
     ("GET", "/api/training"): ("training", handlers.training_get),
     ("POST", "/api/training"): ("training_post", handlers.training_post),
     ("GET", "/healthz"): ("healthz", handlers.healthz),
@@ -113,6 +121,8 @@ def create_app(
         return HTMLResponse(docs_page(schema))
 
     routes += [Route("/openapi.json", openapi_json), Route("/docs", docs)]
+    pages = Pages()
+    routes += [Route(path, pages.answer) for path in FILES]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

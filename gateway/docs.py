@@ -33,6 +33,18 @@ def _answers(ok: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _json_body(required: list[str], fields: dict[str, Any]) -> dict[str, Any]:
+    """A JSON request body: ``fields`` plus the layout and pin fields every body takes."""
+    common = {
+        "scale": {"type": "integer"},
+        "spacing": {"type": "integer"},
+        "version": {"type": "integer"},
+        "label": {"type": "string"},
+    }
+    schema = {"type": "object", "required": required, "properties": {**fields, **common}}
+    return {"content": {"application/json": {"schema": schema}}}
+
+
 def openapi(s: Settings) -> dict[str, Any]:
     png = {
         "200": {
@@ -61,6 +73,30 @@ def openapi(s: Settings) -> dict[str, Any]:
         _int_param("scale", 1, s.max_scale, "integer upscale (default 1)"),
         _int_param("spacing", 0, s.max_spacing, "pixels between tiles (default 0)"),
     ]
+    walk = [
+        _int_param("steps", 2, 32, "designs in the walk, both ends included (default 8)"),
+        {
+            "name": "format",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "enum": ["png", "gif"]},
+            "description": "png: one strip, 1 x steps (default); gif: an animation",
+        },
+        _int_param("scale", 1, s.max_scale, "integer upscale (default 1)"),
+        _int_param("spacing", 0, s.max_spacing, "pixels between tiles (default 0)"),
+    ]
+    strip = {
+        "200": {
+            "description": "the walk as one PNG strip (wider than tall) or an animated GIF",
+            "content": {"image/png": {}, "image/gif": {}},
+            "headers": {"X-Model-Version": {"schema": {"type": "integer"}}},
+        }
+    }
+    latent = {
+        "type": "array",
+        "items": {"type": "number"},
+        "description": "one latent (the model card's latent_dim numbers)",
+    }
     job = {
         "200": {
             "description": "training job state",
@@ -84,35 +120,69 @@ def openapi(s: Settings) -> dict[str, Any]:
                 "post": {
                     "summary": "A PNG sheet from your own latent vectors.",
                     "parameters": pins,
-                    "requestBody": {
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["latents"],
-                                    "properties": {
-                                        "latents": {
-                                            "type": "array",
-                                            "maxItems": s.max_grid**2,
-                                            "items": {
-                                                "type": "array",
-                                                "items": {"type": "number"},
-                                                "description": "one latent (model card's size)",
-                                            },
-                                        },
-                                        "rows": {"type": "integer"},
-                                        "cols": {"type": "integer"},
-                                        "scale": {"type": "integer"},
-                                        "spacing": {"type": "integer"},
-                                        "version": {"type": "integer"},
-                                        "label": {"type": "string"},
-                                    },
-                                }
-                            }
-                        }
-                    },
+                    "requestBody": _json_body(
+                        ["latents"],
+                        {
+                            "latents": {
+                                "type": "array",
+                                "maxItems": s.max_grid**2,
+                                "items": latent,
+                            },
+                            "rows": {"type": "integer"},
+                            "cols": {"type": "integer"},
+                        },
+                    ),
                     "responses": _answers({**png, "413": {"description": "body too large"}}),
                 },
+            },
+            "/api/interpolate": {
+                "get": {
+                    "summary": "The walk between the first designs of two seeds (spherical "
+                    "interpolation of their latents).",
+                    "parameters": [
+                        {
+                            **_int_param("from", 0, 2**63 - 1, "seed of the first design"),
+                            "required": True,
+                        },
+                        {
+                            **_int_param("to", 0, 2**63 - 1, "seed of the last design"),
+                            "required": True,
+                        },
+                        *walk,
+                        *pins,
+                    ],
+                    "responses": _answers(strip),
+                },
+                "post": {
+                    "summary": "The walk between two latent vectors of your own.",
+                    "parameters": pins,
+                    "requestBody": _json_body(
+                        ["from", "to"],
+                        {
+                            "from": latent,
+                            "to": latent,
+                            "steps": {"type": "integer", "minimum": 2, "maximum": 32},
+                            "format": {"type": "string", "enum": ["png", "gif"]},
+                        },
+                    ),
+                    "responses": _answers({**strip, "413": {"description": "body too large"}}),
+                },
+            },
+            "/api/versions": {
+                "get": {
+                    "summary": "Versions the model server reports, their labels and quality "
+                    "figures (from each version's model card).",
+                    "responses": {
+                        "200": {
+                            "description": "versions, labels and the newest AVAILABLE version",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "503": {
+                            "description": "the model server is unreachable",
+                            "content": {"application/json": {"schema": ERROR}},
+                        },
+                    },
+                }
             },
             "/api/training": {
                 "get": {
@@ -123,6 +193,13 @@ def openapi(s: Settings) -> dict[str, Any]:
                     "summary": "Start a training job (Authorization: Bearer <admin token>).",
                     "responses": {"202": job["200"], "401": {"description": "no token"}},
                 },
+            },
+            "/": {
+                "get": {
+                    "summary": "The design gallery (HTML): sheets, seeds, versions, training "
+                    "progress and interpolation.",
+                    "responses": {"200": {"description": "the page", "content": {"text/html": {}}}},
+                }
             },
             "/healthz": {
                 "get": {

@@ -16,6 +16,8 @@ from gateway.disconnect import unless_gone
 from gateway.errors import BadRequest, UpstreamError
 from gateway.service import Gateway
 
+MEDIA = {"png": "image/png", "gif": "image/gif"}
+
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refusing more than ``limit`` bytes without reading it all into memory."""
@@ -40,11 +42,14 @@ async def _sheet(
     route: str,
     seed: int | None,
     deterministic: bool,
+    fmt: str = "png",
 ) -> Response:
     images = gw.submit(z, pin, route)  # type: ignore[arg-type]  # Overloaded: 503 at once
 
     async def draw() -> tuple[Generated, bytes]:
         out = await images
+        if fmt == "gif":
+            return out, await gw.renderer.gif(out, layout.scale)
         return out, await gw.renderer.png(out, layout)
 
     out, png = await unless_gone(request, draw())
@@ -52,7 +57,9 @@ async def _sheet(
     gw.metrics.served_version.set(out.version)
     cache = sheets.cache_policy(deterministic, version_pinned=pin.version is not None)
     vary = route != "pinned" and routing.splits(gw.settings)
-    return sheets.answer(request, png, out.version, route, seed=seed, cache=cache, vary=vary)
+    return sheets.answer(
+        request, png, out.version, route, seed=seed, cache=cache, vary=vary, media_type=MEDIA[fmt]
+    )
 
 
 async def design_get(gw: Gateway, request: Request) -> Response:
@@ -68,16 +75,42 @@ async def design_get(gw: Gateway, request: Request) -> Response:
     return await _sheet(gw, request, z, layout, pin, route, seed, deterministic=seeded)
 
 
-async def design_post(gw: Gateway, request: Request) -> Response:
-    """A PNG sheet from the caller's latent vectors."""
+async def _posted(gw: Gateway, request: Request) -> tuple[bytes, Pin, str, int]:
+    """A POST's body, pin (from the query; the body may name another), route and latent size."""
     raw = await read_body(request, gw.settings.max_body_bytes)
     explicit = params.pin(dict(request.query_params)) if request.query_params else None
     pin, route = gw.route(request, explicit)
-    dim = await gw.latent_dim(pin, route)
+    return raw, pin, route, await gw.latent_dim(pin, route)
+
+
+def _repin(pin: Pin, route: str, body_pin: Pin | None) -> tuple[Pin, str]:
+    return (body_pin, "pinned") if body_pin is not None and body_pin != pin else (pin, route)
+
+
+async def design_post(gw: Gateway, request: Request) -> Response:
+    """A PNG sheet from the caller's latent vectors."""
+    raw, pin, route, dim = await _posted(gw, request)
     layout, z, body_pin = params.body(raw, gw.settings, dim)
-    if body_pin is not None and body_pin != pin:
-        pin, route = body_pin, "pinned"
+    pin, route = _repin(pin, route, body_pin)
     return await _sheet(gw, request, z, layout, pin, route, None, deterministic=True)
+
+
+async def interpolate_get(gw: Gateway, request: Request) -> Response:
+    """A strip (or, with format=gif, an animation) of the walk between two seeds' designs."""
+    walk, explicit = params.walk_query(request.query_params, gw.settings)
+    gw.batcher.admit(walk.layout.count)
+    pin, route = gw.route(request, explicit)
+    z = walk.latents(await gw.latent_dim(pin, route))
+    return await _sheet(gw, request, z, walk.layout, pin, route, None, True, walk.fmt)
+
+
+async def interpolate_post(gw: Gateway, request: Request) -> Response:
+    """A strip (or animation) of the walk between two latent vectors given as JSON."""
+    raw, pin, route, dim = await _posted(gw, request)
+    walk, body_pin = params.walk_body(raw, gw.settings, dim)
+    pin, route = _repin(pin, route, body_pin)
+    z = walk.latents(dim)
+    return await _sheet(gw, request, z, walk.layout, pin, route, None, True, walk.fmt)
 
 
 async def training_get(gw: Gateway, request: Request) -> Response:
@@ -103,6 +136,15 @@ async def training_post(gw: Gateway, request: Request) -> Response:
     if started:
         gw.metrics.training_jobs.inc()
     return JSONResponse({"training": job, "started": started}, status_code=202)
+
+
+async def versions(gw: Gateway, request: Request) -> Response:
+    """The versions the model server reports, their labels and model-card quality figures."""
+    try:
+        status = await gw.backend.status()
+    except UpstreamError as exc:  # a listing reports; it never starts training
+        return JSONResponse({"error": str(exc), "versions": [], "labels": {}}, exc.status)
+    return JSONResponse(await gw.catalog.listing(status))
 
 
 async def healthz(gw: Gateway, request: Request) -> Response:

@@ -12,16 +12,20 @@ from typing import Any
 
 import numpy as np
 
-from fashion_core.latents import MAX_SEED, latents_for
+from fashion_core.latents import MAX_SEED, latents_for, slerp
 from gateway.backends.base import Pin
 from gateway.errors import BadRequest
 from gateway.settings import Settings
 
-__all__ = ["Layout", "body", "latents_for", "pin", "query"]
+__all__ = ["Layout", "Walk", "body", "latents_for", "pin", "query", "walk_body", "walk_query"]
 MAX_LATENT = 1e6
 LABEL = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 QUERY_KEYS = {"seed", "rows", "cols", "scale", "spacing", "version", "label"}
 BODY_KEYS = {"latents", "rows", "cols", "scale", "spacing", "version", "label"}
+WALK_QUERY_KEYS = {"from", "to", "steps", "format", "scale", "spacing", "version", "label"}
+WALK_BODY_KEYS = WALK_QUERY_KEYS
+MIN_STEPS, MAX_STEPS, DEFAULT_STEPS = 2, 32, 8
+FORMATS = ("png", "gif")
 
 
 @dataclass(frozen=True)
@@ -75,45 +79,24 @@ def pin(src: Mapping[str, Any]) -> Pin | None:
 
 def query(params: Mapping[str, str], s: Settings) -> tuple[Layout, int | None, Pin | None]:
     """GET /api/generar-diseno: (layout, seed or None, pin or None)."""
-    unknown = set(params) - QUERY_KEYS
-    if unknown:
-        raise BadRequest(
-            f"unknown parameter {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(QUERY_KEYS))}."
-        )
+    _only(params, QUERY_KEYS, "parameter")
     seed = None if params.get("seed") is None else _int("seed", params["seed"], 0, MAX_SEED)
     return _layout(params, s), seed, pin(params)
 
 
 def body(raw: bytes, s: Settings, latent_dim: int) -> tuple[Layout, np.ndarray, Pin | None]:
     """POST /api/generar-diseno: JSON {"latents": [[latent_dim floats], ...], rows?, cols?, ...}."""
-    if len(raw) > s.max_body_bytes:
-        raise BadRequest(f"the body must be at most {s.max_body_bytes} bytes.", status=413)
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[... nesting
-        raise BadRequest('the body must be JSON like {"latents": [[100 numbers], ...]}.') from None
-    if not isinstance(doc, dict) or "latents" not in doc:
+    doc = _json_object(raw, s, '{"latents": [[100 numbers], ...]}')
+    if "latents" not in doc:
         raise BadRequest('the body must be a JSON object with a "latents" list.')
-    unknown = set(doc) - BODY_KEYS
-    if unknown:
-        raise BadRequest(
-            f"unknown field {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(BODY_KEYS))}."
-        )
+    _only(doc, BODY_KEYS, "field")
     latents = doc["latents"]
     limit = s.max_grid * s.max_grid
     if not isinstance(latents, list) or not 1 <= len(latents) <= limit:
         raise BadRequest(f"latents must be a list of 1 to {limit} vectors.")
-    if not all(
-        isinstance(v, list)
-        and len(v) == latent_dim
-        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
-        for v in latents
-    ):
+    if not all(_is_latent(v, latent_dim) for v in latents):
         raise BadRequest(f"each latent must be a list of {latent_dim} numbers.")
-    # checked in Python first: a 400-digit integer does not fit a float (OverflowError), and
-    # abs() of an int never converts; NaN fails every comparison, infinity the bound
-    if not all(abs(x) <= MAX_LATENT for v in latents for x in v):
-        raise BadRequest("latent values must be finite numbers (no NaN or infinity), |x| <= 1e6.")
+    _check_finite(latents)
     z = np.asarray(latents, dtype=np.float64)
     n = len(latents)
     rows, cols = _grid(n)
@@ -121,6 +104,93 @@ def body(raw: bytes, s: Settings, latent_dim: int) -> tuple[Layout, np.ndarray, 
     if layout.count != n:
         raise BadRequest(f"rows x cols must equal the number of latents ({n}).")
     return layout, z.astype(np.float32), pin(doc)
+
+
+def _is_latent(v: Any, latent_dim: int) -> bool:
+    return (
+        isinstance(v, list)
+        and len(v) == latent_dim
+        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+    )
+
+
+def _check_finite(latents: list[list[float]]) -> None:
+    # checked in Python first: a 400-digit integer does not fit a float (OverflowError), and
+    # abs() of an int never converts; NaN fails every comparison, infinity the bound
+    if not all(abs(x) <= MAX_LATENT for v in latents for x in v):
+        raise BadRequest("latent values must be finite numbers (no NaN or infinity), |x| <= 1e6.")
+
+
+def _json_object(raw: bytes, s: Settings, example: str) -> dict[str, Any]:
+    if len(raw) > s.max_body_bytes:
+        raise BadRequest(f"the body must be at most {s.max_body_bytes} bytes.", status=413)
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[... nesting
+        raise BadRequest(f"the body must be JSON like {example}.") from None
+    if not isinstance(doc, dict):
+        raise BadRequest(f"the body must be a JSON object like {example}.")
+    return doc
+
+
+def _only(src: Mapping[str, Any], allowed: set[str], what: str) -> None:
+    unknown = set(src) - allowed
+    if unknown:
+        raise BadRequest(
+            f"unknown {what} {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(allowed))}."
+        )
+
+
+@dataclass(frozen=True)
+class Walk:
+    """An interpolation request: the strip's layout (1 x steps), its format, its two ends."""
+
+    layout: Layout
+    fmt: str
+    start: np.ndarray | int  # a seed (GET) or a latent vector (POST)
+    end: np.ndarray | int
+
+    def latents(self, latent_dim: int) -> np.ndarray:
+        """(steps, latent_dim): a seed's end is the first latent of that seed's sheet."""
+        a, b = (
+            e if isinstance(e, np.ndarray) else latents_for(e, 1, latent_dim)[0]
+            for e in (self.start, self.end)
+        )
+        return slerp(a, b, self.layout.cols)
+
+
+def _walk_layout(src: Mapping[str, Any], s: Settings) -> tuple[Layout, str]:
+    steps = DEFAULT_STEPS if src.get("steps") is None else src["steps"]
+    cols = _int("steps", steps, MIN_STEPS, MAX_STEPS)
+    fmt = src.get("format") or "png"
+    if fmt not in FORMATS:
+        raise BadRequest("format must be png (a strip) or gif (an animation).")
+    return _layout(src, s, rows=1, cols=cols), fmt  # rows/cols were refused as unknown keys
+
+
+def walk_query(params: Mapping[str, str], s: Settings) -> tuple[Walk, Pin | None]:
+    """GET /api/interpolate: from and to seeds, steps 2-32, format png|gif, scale, spacing."""
+    _only(params, WALK_QUERY_KEYS, "parameter")
+    ends = []
+    for key in ("from", "to"):
+        if params.get(key) is None:
+            raise BadRequest(f"from and to are both required: seeds from 0 to {MAX_SEED}.")
+        ends.append(_int(key, params[key], 0, MAX_SEED))
+    layout, fmt = _walk_layout(params, s)
+    return Walk(layout, fmt, ends[0], ends[1]), pin(params)
+
+
+def walk_body(raw: bytes, s: Settings, latent_dim: int) -> tuple[Walk, Pin | None]:
+    """POST /api/interpolate: JSON {"from": [latent_dim numbers], "to": [...], "steps"?, ...}."""
+    doc = _json_object(raw, s, '{"from": [100 numbers], "to": [100 numbers], "steps": 8}')
+    _only(doc, WALK_BODY_KEYS, "field")
+    ends = [doc.get("from"), doc.get("to")]
+    if not all(_is_latent(v, latent_dim) for v in ends):
+        raise BadRequest(f"from and to must each be a list of {latent_dim} numbers.")
+    _check_finite(ends)  # type: ignore[arg-type]  # checked lists of numbers just above
+    layout, fmt = _walk_layout(doc, s)
+    a, b = (np.asarray(v, dtype=np.float32) for v in ends)
+    return Walk(layout, fmt, a, b), pin(doc)
 
 
 def _grid(n: int) -> tuple[int, int]:

@@ -13,6 +13,7 @@ from gateway import routing
 from gateway.backends import Backend, Pin
 from gateway.backends.base import Generated
 from gateway.batching import Batcher
+from gateway.catalog import Catalog
 from gateway.chunking import ChunkedBackend
 from gateway.errors import NotPinnable
 from gateway.metrics import Metrics
@@ -42,6 +43,7 @@ class Gateway:
             on_drop=lambda reason: self.metrics.dropped.labels(reason).inc(),
         )
         self.renderer = Renderer(settings.render_threads)
+        self.catalog = Catalog(settings)
 
     def route(self, request: Request, explicit: Pin | None) -> tuple[Pin, str]:
         """The pin for this request and its traffic route (gateway/routing.py)."""

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fashion_core.render import sheet_png
+from fashion_core.render import frames_gif, sheet_png
 from gateway.backends.base import Generated
 from gateway.params import Layout
 
@@ -37,6 +37,10 @@ class Renderer:
         return await loop.run_in_executor(
             self.pool, sheet_png, out.images, layout.rows, layout.cols, layout.spacing, layout.scale
         )
+
+    async def gif(self, out: Generated, scale: int) -> bytes:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, frames_gif, out.images, scale)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -58,6 +62,7 @@ def answer(
     seed: int | None,
     cache: str,
     vary: bool,
+    media_type: str = "image/png",
 ) -> Response:
     """The PNG response with its version, seed, route and caching headers (see above)."""
     headers = {"X-Model-Version": str(version), "X-Traffic-Route": route}
@@ -67,10 +72,10 @@ def answer(
         headers["Vary"] = "X-Client-Id"
     if cache == "no-store":
         headers["Cache-Control"] = "no-store"
-        return Response(png, media_type="image/png", headers=headers)
+        return Response(png, media_type=media_type, headers=headers)
     etag = '"' + hashlib.sha256(png).hexdigest()[:32] + '"'
     headers["ETag"] = etag
     headers["Cache-Control"] = IMMUTABLE if cache == "immutable" else "no-cache"
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
-    return Response(png, media_type="image/png", headers=headers)
+    return Response(png, media_type=media_type, headers=headers)

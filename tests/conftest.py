@@ -1,5 +1,7 @@
-"""Shared fixtures: the real Fashion-MNIST files, a small evaluator classifier, and two real
-versions published by the smoke profile through the training command line."""
+"""Shared fixtures: the real Fashion-MNIST files, a small evaluator classifier, two real
+versions published by the smoke profile through the training command line, and, for the whole
+session, one model server (the stand-in or a real TF Serving) serving them with embedded, REST
+and gRPC gateways in front (they only read: tests that change versions start their own)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from fashion_core.dataset import FashionMNIST
+from gateway.app import create_app
+from tests.servers import BACKENDS, ModelServer, model_server, serve, settings_for
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(
@@ -124,3 +128,25 @@ def smoke_base(tmp_path_factory: pytest.TempPathFactory, classifier_path: Path) 
         card = json.loads(card_path.read_text())
         card_path.write_text(json.dumps({**card, "version": n}, indent=2))
     yield base
+
+
+@pytest.fixture(scope="session")
+def server(smoke_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
+    with model_server(smoke_base, tmp_path_factory.mktemp("tfs")) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def gateways(server: ModelServer, smoke_base: Path) -> Iterator[dict[str, str]]:
+    from tests.servers import labels_config
+
+    (smoke_base.parent / "models.config").write_text(labels_config({"stable": 1, "canary": 2}))
+    urls: dict[str, str] = {}
+    contexts = [serve(create_app(settings_for(b, server, smoke_base))) for b in BACKENDS]
+    try:
+        for backend, ctx in zip(BACKENDS, contexts, strict=True):
+            urls[backend] = ctx.__enter__()
+        yield urls
+    finally:
+        for ctx in contexts:
+            ctx.__exit__(None, None, None)

@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 
 import serving_config
 from fashion_core.contract import MODEL_NAME
+from gateway.settings import Settings
 from tests.standin_harness import StandIn, wait_for_version
 from tests.tfserving_flags import Mounts, prepare_mounts, standin_flags
 
@@ -60,6 +61,19 @@ def labels_config(labels: dict[str, int], versions: list[int] | None = None) -> 
     )
 
 
+def embedded_settings(smoke_base: Path, tmp: Path) -> Settings:
+    """An embedded gateway on the smoke versions with labels stable -> 1 and canary -> 2 (in a
+    models.config under ``tmp``), and no training on a miss."""
+    config = tmp / "models.config"
+    config.write_text(labels_config({"stable": 1, "canary": 2}))
+    return Settings(
+        model_base_path=smoke_base,
+        model_config_file=config,
+        jobs_dir=tmp / "jobs",
+        train_on_miss=False,
+    )
+
+
 def compose_standin(mounts: Mounts, **timing: int) -> StandIn:
     """A stand-in started as docker-compose.yml starts TF Serving (tests/tfserving_flags.py),
     on ``mounts``; ``timing`` may shorten the poll intervals. Not started yet."""
@@ -75,6 +89,23 @@ def copy_versions(source: Path, base: Path, versions: tuple[int, ...] = (1, 2)) 
     for v in versions:
         if not (base / str(v)).exists():
             shutil.copytree(source / str(v), base / str(v))
+
+
+BACKENDS = ("embedded", "rest", "grpc")
+
+
+def settings_for(backend: str, server: ModelServer, base: Path, **extra: object) -> Settings:
+    return Settings(
+        backend=backend,  # type: ignore[arg-type]
+        rest_url=server.rest_url,
+        grpc_target=server.grpc_target,
+        model_base_path=base,
+        model_config_file=base.parent / "models.config",
+        train_on_miss=False,
+        jobs_dir=base.parent / "jobs",
+        max_queue_wait_s=30,  # these tests are not about admission control (test_admission)
+        **extra,  # type: ignore[arg-type]
+    )
 
 
 @dataclass

@@ -16,46 +16,7 @@ import requests
 from PIL import Image
 
 from gateway.app import create_app
-from gateway.settings import Settings
-from tests.servers import ModelServer, model_server, serve
-
-BACKENDS = ("embedded", "rest", "grpc")
-
-
-@pytest.fixture(scope="module")
-def server(smoke_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
-    with model_server(smoke_base, tmp_path_factory.mktemp("tfs")) as s:
-        yield s
-
-
-def settings_for(backend: str, server: ModelServer, base: Path, **extra: object) -> Settings:
-    return Settings(
-        backend=backend,  # type: ignore[arg-type]
-        rest_url=server.rest_url,
-        grpc_target=server.grpc_target,
-        model_base_path=base,
-        model_config_file=base.parent / "models.config",
-        train_on_miss=False,
-        jobs_dir=base.parent / "jobs",
-        max_queue_wait_s=30,  # these tests are not about admission control (test_admission)
-        **extra,  # type: ignore[arg-type]
-    )
-
-
-@pytest.fixture(scope="module")
-def gateways(server: ModelServer, smoke_base: Path) -> Iterator[dict[str, str]]:
-    from tests.servers import labels_config
-
-    (smoke_base.parent / "models.config").write_text(labels_config({"stable": 1, "canary": 2}))
-    urls: dict[str, str] = {}
-    contexts = [serve(create_app(settings_for(b, server, smoke_base))) for b in BACKENDS]
-    try:
-        for backend, ctx in zip(BACKENDS, contexts, strict=True):
-            urls[backend] = ctx.__enter__()
-        yield urls
-    finally:
-        for ctx in contexts:
-            ctx.__exit__(None, None, None)
+from tests.servers import BACKENDS, ModelServer, serve, settings_for
 
 
 def pixels(resp: requests.Response) -> np.ndarray:

@@ -386,7 +386,15 @@ def test_dockerignore_allows_exactly_what_the_images_copy() -> None:
                 assert source.rstrip("/") in allowed, f"{path.name}: COPY {source} is ignored"
 
 
-PROJECT_PACKAGES = ("fashion_core", "evaluation", "training", "export", "gateway", "serving_config")
+PROJECT_PACKAGES = (
+    "fashion_core",
+    "fashion_gan",
+    "evaluation",
+    "training",
+    "export",
+    "gateway",
+    "serving_config",
+)
 
 
 def imported_packages(start: str) -> set[str]:

@@ -2,7 +2,9 @@
 TF Serving started with docker-compose.yml's flags that therefore keeps its ports closed, and
 REST, gRPC and embedded gateways in front of it. The gateways start one training job between
 them (smoke profile), answer 503 with Retry-After meanwhile, and once the job has published
-version 1, TF Serving loads it, opens its ports, and every gateway serves sheets."""
+version 1, TF Serving loads it, opens its ports, and every gateway serves sheets. The Python
+API joins that job rather than training again, and a GatewayClient waits it out through the
+gateways' Retry-After."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import requests
 from PIL import Image
 
 from fashion_core.versions import list_versions
+from fashion_gan import GatewayClient, GatewayError, cargar_o_entrenar, generar_muestra_ropa
 from gateway.app import create_app
 from gateway.settings import Settings
 from tests.servers import compose_standin, serve
@@ -71,6 +74,19 @@ def test_fresh_deployment_trains_then_serves(
         assert started == 1
         assert requests.get(f"{urls['rest']}/readyz", timeout=10).status_code == 503
 
+        # the Python API joins the running job (same jobs folder) instead of starting another,
+        # and a GatewayClient rides out the 503s by honouring their Retry-After
+        monkeypatch.setenv("GATEWAY_JOBS_DIR", str(tmp_path / "jobs"))
+        monkeypatch.setenv("MODEL_BASE_PATH", str(mounts.base_path))
+        api_log: list[str] = []
+        waiting = ThreadPoolExecutor(2)
+        loaded = waiting.submit(cargar_o_entrenar, profile="smoke", log=api_log.append)
+        client = GatewayClient(urls["grpc"], retries=100, max_wait_s=300)
+        patient = waiting.submit(client.sheet, seed=11)
+        with pytest.raises(GatewayError) as impatient:
+            GatewayClient(urls["rest"], retries=0).sheet(seed=11)
+        assert impatient.value.status == 503 and impatient.value.retry_after == 5
+
         # a gateway started now (a restart) finds the running job instead of starting another
         with serve(create_app(settings["rest"])) as again:
             assert _get(again).json()["training"]["pid"] in pids
@@ -94,6 +110,13 @@ def test_fresh_deployment_trains_then_serves(
         assert job["state"] == "succeeded" and job["version"] == 1 and job["pid"] in pids
         assert job["epoch"] == job["epochs"] == 2 and job["progress"] == 1.0
         assert job["phase"] == "done" and job["images_per_s"] > 0
+
+        generator, sheet = loaded.result(timeout=120), patient.result(timeout=120)
+        waiting.shutdown()
+        assert "esperando al entrenamiento en curso" in api_log[0], api_log
+        assert generator.version == 1 and sheet.version == 1 and sheet.seed == 11
+        assert generar_muestra_ropa(seed=11).getvalue() == sheet.data  # the gateway's bytes
+        assert GatewayClient(urls["rest"]).training()["pid"] in pids  # still the one job
     finally:
         for ctx in contexts.values():
             ctx.__exit__(None, None, None)

@@ -18,22 +18,14 @@ from starlette.testclient import TestClient
 from fashion_core.render import sheet_size
 from gateway.app import create_app
 from gateway.settings import Settings
-from tests.servers import labels_config
+from tests.servers import embedded_settings, labels_config
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def client(smoke_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    tmp = tmp_path_factory.mktemp("gw")
-    config = tmp / "models.config"
-    config.write_text(labels_config({"stable": 1, "canary": 2}))
-    s = Settings(
-        model_base_path=smoke_base,
-        model_config_file=config,
-        jobs_dir=tmp / "jobs",
-        train_on_miss=False,
-    )
+    s = embedded_settings(smoke_base, tmp_path_factory.mktemp("gw"))
     with TestClient(create_app(s), raise_server_exceptions=False) as c:
         yield c
 
@@ -269,3 +261,66 @@ def test_answers_vary_by_client_when_a_canary_splits_traffic(
     assert routed.headers["x-traffic-route"] in ("canary", "stable")
     assert routed.headers["cache-control"] == "no-cache"
     assert "vary" not in pinned.headers and "immutable" in pinned.headers["cache-control"]
+
+
+def _tiles(img: np.ndarray) -> list[np.ndarray]:
+    return [img[:, i : i + 28] for i in range(0, img.shape[1], 28)]
+
+
+def test_interpolation_is_a_strip_from_one_seed_to_the_other(client: TestClient) -> None:
+    r = client.get("/api/interpolate?from=3&to=4&steps=6")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    strip = decode(r)
+    assert strip.shape == (28, 6 * 28)  # wider than tall: one row of steps designs
+    # the walk starts and ends on the first design of each seed's sheet
+    first = decode(client.get("/api/generar-diseno?seed=3&rows=1&cols=1"))
+    last = decode(client.get("/api/generar-diseno?seed=4&rows=1&cols=1"))
+    tiles = _tiles(strip)
+    assert (tiles[0] == first).all() and (tiles[-1] == last).all()
+    assert not (tiles[2] == first).all() and not (tiles[2] == last).all()
+    # the same caching as a seeded sheet: revalidate unless a version is named
+    assert r.headers["cache-control"] == "no-cache" and r.headers["x-model-version"] == "2"
+    again = client.get(
+        "/api/interpolate?from=3&to=4&steps=6", headers={"If-None-Match": r.headers["etag"]}
+    )
+    assert again.status_code == 304
+    pinned = client.get("/api/interpolate?from=3&to=4&steps=6&version=2")
+    assert pinned.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert pinned.content == r.content
+    assert client.get("/api/interpolate?from=3&to=4&steps=6&label=stable").content != r.content
+
+
+def test_interpolation_as_gif_and_from_posted_latents(client: TestClient) -> None:
+    film = client.get("/api/interpolate?from=3&to=4&steps=5&format=gif&scale=2")
+    assert film.status_code == 200 and film.headers["content-type"] == "image/gif"
+    gif = Image.open(io.BytesIO(film.content))
+    assert gif.n_frames == 5 and gif.size == (56, 56) and gif.info["loop"] == 0
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 100)).tolist()
+    walk = client.post("/api/interpolate", json={"from": a, "to": b, "steps": 3, "version": 1})
+    assert walk.status_code == 200 and walk.headers["x-model-version"] == "1"
+    ends = client.post("/api/generar-diseno", json={"latents": [a, b], "version": 1})
+    strip, pair = _tiles(decode(walk)), _tiles(decode(ends))
+    assert (strip[0] == pair[0]).all() and (strip[-1] == pair[1]).all()
+    bad = client.post("/api/interpolate", json={"from": a, "to": b[:50]})
+    assert bad.status_code == 400 and "100 numbers" in bad.json()["error"]
+
+
+def test_versions_gallery_and_schema(client: TestClient) -> None:
+    listing = client.get("/api/versions").json()
+    assert [(v["version"], v["state"], v["labels"]) for v in listing["versions"]] == [
+        (2, "AVAILABLE", ["canary"]),
+        (1, "AVAILABLE", ["stable"]),
+    ]
+    assert listing["newest"] == 2 and listing["versions"][0]["profile"] == "smoke"
+    assert listing["versions"][0]["quality"]["fid"] > 0
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert '<script src="/static/gallery.js"' in page.text and 'alt="' in page.text
+    assert client.get("/static/gallery.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/static/gallery.css").headers["content-type"].startswith("text/css")
+    assert client.get("/static/other.js").status_code == 404
+    paths = client.get("/openapi.json").json()["paths"]
+    assert set(paths["/api/interpolate"]) == {"get", "post"}
+    assert "/api/versions" in paths and "/" in paths

@@ -158,7 +158,8 @@ def test_any_job_server_body_is_answered(jobserver: TestClient, doc: Any) -> Non
     body = doc if isinstance(doc, str) else json.dumps(doc)
     r = jobserver.post("/api/training", content=body, headers={"Authorization": "Bearer t0k"})
     check(r)
-    assert r.status_code in (202, 400)
+    too_big = len(body.encode()) > 4096  # the job server's body limit
+    assert r.status_code == 413 if too_big else r.status_code in (202, 400)
 
 
 def test_job_server_refuses_big_bodies(jobserver: TestClient) -> None:
@@ -198,3 +199,47 @@ def test_a_500_from_a_bug_is_one_sentence_and_counted(tmp_path: Path) -> None:
         assert r.status_code == 500 and r.json() == {"error": "The gateway failed; this is a bug."}
         metrics = c.get("/metrics").text
     assert 'gateway_requests_total{route="design",status="500"} 1.0' in metrics
+
+
+WALK_KEYS = ["from", "to", "steps", "format", "scale", "spacing", "version", "label"]
+WALK_EXAMPLES = settings(EXAMPLES, max_examples=60)
+
+
+@WALK_EXAMPLES
+@given(
+    st.dictionaries(
+        st.sampled_from([*WALK_KEYS, "rows", "é"]),
+        st.text(max_size=12) | st.integers(-3, 40).map(str),
+    )
+)
+def test_any_interpolation_query_is_answered(client: TestClient, query: dict[str, str]) -> None:
+    check(client.get("/api/interpolate?" + urlencode(query)))
+
+
+@WALK_EXAMPLES
+@given(
+    st.lists(NUMBERS | st.none(), min_size=99, max_size=101) | JSON,
+    st.lists(NUMBERS, min_size=100, max_size=100) | JSON,
+    st.dictionaries(st.sampled_from(WALK_KEYS[2:]), JSON, max_size=3),
+)
+def test_any_interpolation_body_is_answered(
+    client: TestClient, start: Any, end: Any, extra: dict[str, Any]
+) -> None:
+    check(client.post("/api/interpolate", content=json.dumps({"from": start, "to": end, **extra})))
+
+
+@pytest.mark.parametrize("body", [b"[" * 5000, b"", b"null", b"\xff\xfe", b'{"from": 1e999}'])
+def test_known_attacks_on_interpolation_are_4xx(client: TestClient, body: bytes) -> None:
+    response = client.post("/api/interpolate", content=body)
+    check(response)
+    assert response.status_code == 400
+
+
+def test_interpolation_limits(client: TestClient) -> None:
+    s = Settings()
+    longest = client.get(f"/api/interpolate?from=1&to=2&steps=32&scale={s.max_scale}&format=gif")
+    assert longest.status_code == 200 and longest.headers["content-type"] == "image/gif"
+    for query in ("steps=1", "steps=33", f"scale={s.max_scale + 1}", "format=webp", "to=-1"):
+        r = client.get(f"/api/interpolate?from=1&to=2&{query}")
+        check(r)
+        assert r.status_code == 400, query

@@ -45,3 +45,18 @@ def test_png_decodes_to_the_documented_size(
     assert img.size == sheet_size(rows, cols, spacing, scale)
     # the first tile's top-left pixel survives the round trip exactly
     assert np.asarray(img)[0, 0] == to_uint8(images[:1])[0, 0, 0]
+
+
+def test_slerp_ends_on_its_inputs_and_keeps_to_the_sphere() -> None:
+    from fashion_core.latents import latents_for, slerp
+
+    a, b = latents_for(1, 2, 100)
+    b = b * (np.linalg.norm(a) / np.linalg.norm(b))  # same length: the walk keeps it
+    walk = slerp(a, b, 7)
+    assert walk.shape == (7, 100) and walk.dtype == np.float32
+    assert np.allclose(walk[0], a, atol=1e-5) and np.allclose(walk[-1], b, atol=1e-5)
+    assert np.allclose(np.linalg.norm(walk, axis=1), np.linalg.norm(a), rtol=1e-5)
+    # a straight line would dip towards the origin in the middle
+    assert np.linalg.norm((a + b) / 2) < 0.9 * np.linalg.norm(walk[3])
+    same = slerp(a, a, 3)  # parallel: a line (here a point), never a division by zero
+    assert np.isfinite(same).all() and np.allclose(same, a)

@@ -79,7 +79,7 @@ class EmbeddedBackend:
                 return self._models[version]
             try:
                 path = version_dir(self.base, version)
-                fn = await asyncio.to_thread(_load_signature, str(path))
+                fn = await asyncio.to_thread(load_signature, str(path))
             except Exception as exc:  # corrupt or half-copied folder: keep serving the old one
                 self._failed[version] = str(exc).splitlines()[0][:300] if str(exc) else repr(exc)
                 log.error("version %s failed to load: %s", version, self._failed[version])
@@ -129,7 +129,7 @@ class EmbeddedBackend:
         deadline = self.settings.upstream_timeout_s
         try:
             # the same deadline as a TF Serving call; a late model run finishes in its thread
-            images = await asyncio.wait_for(asyncio.to_thread(_call, fn, z), deadline)
+            images = await asyncio.wait_for(asyncio.to_thread(call_signature, fn, z), deadline)
         except TimeoutError:
             raise UpstreamError(f"the model did not answer within {deadline:g}s.", 504) from None
         except Exception as exc:
@@ -137,8 +137,7 @@ class EmbeddedBackend:
         return Generated(images, version)
 
     async def latent_dim(self, pin: Pin) -> int:
-        fn = await self._function(self._resolve(pin))
-        return int(fn.structured_input_signature[1][INPUT].shape[-1])
+        return signature_latent_dim(await self._function(self._resolve(pin)))
 
     async def status(self) -> ModelStatus:
         """Loaded versions and older ones (loadable on demand) are AVAILABLE, newer ones not yet
@@ -154,13 +153,20 @@ class EmbeddedBackend:
         return ModelStatus(sorted(states, key=lambda s: -s.version))
 
 
-def _load_signature(path: str) -> Any:
+def load_signature(path: str) -> Any:
+    """The serving signature of the SavedModel at ``path`` (also fashion_gan's loader)."""
     loaded = tf.saved_model.load(path)
     fn = loaded.signatures[SIGNATURE]
     fn._keepalive = loaded  # the signature needs its SavedModel object alive
     return fn
 
 
-def _call(fn: Any, z: np.ndarray) -> np.ndarray:
+def call_signature(fn: Any, z: np.ndarray) -> np.ndarray:
+    """z (n, latent_dim) -> images (n, 28, 28, 1); concrete functions are safe across threads."""
     out: np.ndarray = fn(**{INPUT: tf.constant(z, dtype=tf.float32)})[OUTPUT].numpy()
     return out
+
+
+def signature_latent_dim(fn: Any) -> int:
+    """The length of z the signature takes, read from the model itself."""
+    return int(fn.structured_input_signature[1][INPUT].shape[-1])

@@ -1,0 +1,188 @@
+"""The seed's API: ``cargar_o_entrenar()`` and ``generar_muestra_ropa()``.
+
+``cargar_o_entrenar()`` returns the newest version published under MODEL_BASE_PATH (the
+gateway's variable and default), or the ``version`` or ``label`` asked for (labels from
+MODEL_CONFIG_FILE, as the embedded gateway reads them). Each version is loaded once per process
+and shared by every thread. When no version exists it starts a training job the way the
+gateway's train-on-miss does (the same job runner and jobs folder, GATEWAY_JOBS_DIR, so a
+gateway and a script never train twice at once), waits for it and loads what it published.
+
+``generar_muestra_ropa()`` draws a sheet into a ``BytesIO``: the same PNG bytes the gateway
+answers for the same version and seed (same noise, same padding of short batches, same
+tiling and encoder). Nothing is written to disk and no display is needed.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fashion_core.cards import read_card
+from fashion_core.jobs import TrainingJobs
+from fashion_core.latents import MAX_SEED, latents_for
+from fashion_core.models_config import LabelFile
+from fashion_core.render import sheet_png
+from fashion_core.versions import list_versions, version_dir
+from gateway.chunking import MIN_ROWS
+from gateway.settings import Settings, from_env
+
+__all__ = ["Generador", "ModelError", "Muestra", "cargar_o_entrenar", "generar_muestra_ropa"]
+POLL_S = 1.0
+
+
+class ModelError(Exception):
+    """No such version or label, or the training job that should have made one failed."""
+
+
+@dataclass(frozen=True)
+class Generador:
+    """One loaded version: ``generate(z)`` -> images (n, 28, 28, 1) in [-1, 1]."""
+
+    version: int
+    latent_dim: int
+    card: dict[str, Any]
+    max_batch: int
+    _fn: Any = field(repr=False)
+
+    def generate(self, z: np.ndarray) -> np.ndarray:
+        """Rows in calls of MIN_ROWS to ``max_batch``, short calls padded as the gateway pads
+        them, so every row gets the bits it gets through the gateway."""
+        from gateway.backends.embedded import call_signature
+
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim or len(z) == 0:
+            raise ValueError(f"z must have shape (n, {self.latent_dim}) with n >= 1.")
+        parts = []
+        for i in range(0, len(z), self.max_batch):
+            chunk = z[i : i + self.max_batch]
+            n = len(chunk)
+            if n < MIN_ROWS:
+                chunk = np.concatenate([chunk, np.repeat(chunk[:1], MIN_ROWS - n, axis=0)])
+            parts.append(call_signature(self._fn, chunk)[:n])
+        return np.concatenate(parts)
+
+
+class Muestra(io.BytesIO):
+    """The PNG sheet (a BytesIO, as the seed returned), with the seed and version that drew it."""
+
+    def __init__(self, png: bytes, seed: int, version: int) -> None:
+        super().__init__(png)
+        self.seed, self.version = seed, version
+
+
+_loaded: dict[tuple[str, int], Generador] = {}
+_lock = threading.Lock()  # one load per version, whatever the number of threads asking
+
+
+def _settings() -> Settings:
+    return from_env(os.environ)
+
+
+def _load(base: Path, version: int, max_batch: int) -> Generador:
+    key = (str(base.resolve()), version)
+    with _lock:
+        if key not in _loaded:
+            from gateway.backends.embedded import load_signature, signature_latent_dim
+
+            path = version_dir(base, version)
+            fn = load_signature(str(path))
+            _loaded[key] = Generador(
+                version, signature_latent_dim(fn), read_card(path), max_batch, fn
+            )
+        return _loaded[key]
+
+
+def _train(s: Settings, base: Path, profile: str, log: Callable[[str], None]) -> None:
+    """Start (or join) a training job and wait for its end, relaying its log lines."""
+    jobs = TrainingJobs(s.jobs_dir, base)
+    job, started = jobs.start(profile, automatic=False)
+    log(
+        f"No hay versión en {base}: "
+        + (
+            f"entrenando el perfil {profile}."
+            if started
+            else "esperando al entrenamiento en curso."
+        )
+    )
+    seen: list[str] = []
+    while job.state == "running":
+        time.sleep(POLL_S)
+        job = jobs.state()
+        for line in job.log_tail:
+            if line not in seen:
+                log(line)
+                seen.append(line)
+    if job.state != "succeeded" or not list_versions(base):
+        raise ModelError(f"the training job failed: {job.error or 'it published no version'}")
+
+
+def cargar_o_entrenar(
+    version: int | None = None,
+    label: str | None = None,
+    *,
+    profile: str | None = None,
+    base_path: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Generador:
+    """The generator: ``version``, ``label``, or the newest; trains one first if none exists
+    (profile: ``profile``, else GATEWAY_TRAIN_PROFILE, default quick)."""
+    s = _settings()
+    base = Path(base_path) if base_path is not None else s.model_base_path
+    say = log or (lambda line: print(line, file=sys.stderr))
+    if version is not None and label is not None:
+        raise ValueError("give either version or label, not both.")
+    published = list_versions(base)
+    if label is not None:
+        labels = LabelFile(s.model_config_file, s.model_name).labels()
+        if label not in labels:
+            known = ", ".join(sorted(labels)) or "none (set MODEL_CONFIG_FILE)"
+            raise ModelError(f"label {label!r} is not defined; defined labels: {known}.")
+        version = labels[label]
+    if version is not None:
+        if version not in published:
+            known = ", ".join(map(str, published)) or "none"
+            raise ModelError(f"version {version} does not exist; published versions: {known}.")
+        return _load(base, version, s.upstream_max_batch)
+    if not published:
+        _train(s, base, profile or s.train_profile, say)
+        published = list_versions(base)
+    return _load(base, published[-1], s.upstream_max_batch)
+
+
+def _check(name: str, value: int, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not lo <= value <= hi:
+        raise ValueError(f"{name} must be an integer from {lo} to {hi}.")
+    return int(value)
+
+
+def generar_muestra_ropa(
+    seed: int | None = None,
+    rows: int = 3,
+    cols: int = 3,
+    scale: int = 1,
+    *,
+    spacing: int = 0,
+    version: int | None = None,
+    label: str | None = None,
+) -> Muestra:
+    """A rows x cols PNG design sheet in a BytesIO; a random seed unless one is given (the
+    sheet's ``.seed`` says which). Same version and seed: the gateway's bytes."""
+    s = _settings()
+    rows = _check("rows", rows, 1, s.max_grid)
+    cols = _check("cols", cols, 1, s.max_grid)
+    scale = _check("scale", scale, 1, s.max_scale)
+    spacing = _check("spacing", spacing, 0, s.max_spacing)
+    seed = secrets.randbits(63) if seed is None else _check("seed", seed, 0, MAX_SEED)
+    gen = cargar_o_entrenar(version, label)
+    images = gen.generate(latents_for(seed, rows * cols, gen.latent_dim))
+    return Muestra(sheet_png(images, rows, cols, spacing, scale), seed, gen.version)

@@ -1,0 +1,71 @@
+"""What the gallery's version picker and quality panel show: every version the model server
+reports, the labels that name them, and each version's quality figures from its model card.
+
+Cards are read from MODEL_BASE_PATH (every gateway mounts it, read-only, to tell a fresh
+deployment from a loading one) once per version: a published version never changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from fashion_core.cards import read_card
+from fashion_core.models_config import LabelFile
+from fashion_core.versions import version_dir
+from gateway.backends.base import ModelStatus
+from gateway.settings import Settings
+
+# the card's figures a person compares versions by (the card keeps many more)
+QUALITY_KEYS = (
+    "fid",
+    "fid_real_floor",
+    "class_kl_to_uniform",
+    "class_kl_real_floor",
+    "nn_distance_mean",
+    "nn_distance_real_floor_mean",
+    "samples",
+)
+
+
+def _summary(card: dict[str, Any]) -> dict[str, Any]:
+    quality = card.get("quality") or {}
+    training = card.get("training") or {}
+    return {
+        "created": card.get("created"),
+        "profile": training.get("profile"),
+        "epochs": training.get("epochs"),
+        "quality": {k: quality[k] for k in QUALITY_KEYS if k in quality},
+    }
+
+
+class Catalog:
+    def __init__(self, settings: Settings) -> None:
+        self.base: Path = settings.model_base_path
+        self.labels = LabelFile(settings.model_config_file, settings.model_name)
+        self._cards: dict[int, dict[str, Any]] = {}
+
+    def _card(self, version: int) -> dict[str, Any]:
+        if version not in self._cards:
+            try:
+                card = read_card(version_dir(self.base, version))
+            except OSError:  # not mounted here, or deleted since
+                return _summary({})
+            if not card:
+                return _summary({})
+            self._cards[version] = _summary(card)
+        return self._cards[version]
+
+    async def listing(self, status: ModelStatus) -> dict[str, Any]:
+        labels = await asyncio.to_thread(self.labels.labels)
+        named: dict[int, list[str]] = {}
+        for label, version in sorted(labels.items()):
+            named.setdefault(version, []).append(label)
+        rows = []
+        for v in status.versions:
+            card = await asyncio.to_thread(self._card, v.version)
+            rows.append(
+                {"version": v.version, "state": v.state, "labels": named.get(v.version, []), **card}
+            )
+        return {"versions": rows, "labels": labels, "newest": max(status.available, default=None)}

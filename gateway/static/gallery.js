@@ -1,0 +1,193 @@
+// The gallery: plain DOM code, no build step. Seeds stay strings (they go up to 2^63 - 1,
+// beyond what a JavaScript number holds exactly). body[data-state] says what the page shows:
+// loading | ready | training | error (the browser tests wait on it).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const POLL_MS = 1000;
+const state = { versions: [], shown: null, objectUrls: {} };
+
+function setState(name) { document.body.dataset.state = name; }
+
+function pinParams(choice) {
+  // the picker's value: "" (newest), "v:N" (a version) or "l:NAME" (a label)
+  if (choice.startsWith("v:")) return { version: choice.slice(2) };
+  if (choice.startsWith("l:")) return { label: choice.slice(2) };
+  return {};
+}
+
+function query(obj) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(obj)) if (v !== undefined && v !== "" && v !== null) q.set(k, v);
+  return q.toString();
+}
+
+function layout() {
+  return { rows: $("rows").value, cols: $("cols").value, scale: $("scale").value };
+}
+
+async function errorSentence(resp) {
+  try { return (await resp.json()).error || `HTTP ${resp.status}`; } catch { return `HTTP ${resp.status}`; }
+}
+
+function showImage(img, key, blob) {
+  if (state.objectUrls[key]) URL.revokeObjectURL(state.objectUrls[key]);
+  state.objectUrls[key] = URL.createObjectURL(blob);
+  img.src = state.objectUrls[key];
+}
+
+async function loadVersions() {
+  const resp = await fetch("/api/versions");
+  const body = await resp.json().catch(() => ({ versions: [], labels: {} }));
+  state.versions = body.versions || [];
+  const select = $("model");
+  const keep = select.value;
+  select.replaceChildren(new Option("newest version", ""));
+  for (const name of Object.keys(body.labels || {}).sort()) {
+    select.add(new Option(`label ${name} (version ${body.labels[name]})`, `l:${name}`));
+  }
+  for (const v of state.versions) {
+    if (v.state !== "AVAILABLE") continue;
+    const extra = v.labels.length ? ` · ${v.labels.join(", ")}` : "";
+    select.add(new Option(`version ${v.version}${extra}`, `v:${v.version}`));
+  }
+  if ([...select.options].some((o) => o.value === keep)) select.value = keep;
+  return state.versions.some((v) => v.state === "AVAILABLE");
+}
+
+function fmt(x) { return typeof x === "number" ? x.toFixed(x >= 100 ? 1 : 3) : String(x); }
+
+function showQuality(version) {
+  const dl = $("quality");
+  dl.replaceChildren();
+  const row = state.versions.find((v) => v.version === version);
+  const q = (row && row.quality) || {};
+  const items = [];
+  if ("fid" in q) items.push(["FID", `${fmt(q.fid)} (real data: ${fmt(q.fid_real_floor)})`]);
+  if ("class_kl_to_uniform" in q) items.push(["Class balance (KL to uniform)", `${fmt(q.class_kl_to_uniform)} (real data: ${fmt(q.class_kl_real_floor)})`]);
+  if ("nn_distance_mean" in q) items.push(["Distance to nearest training image", `${fmt(q.nn_distance_mean)} (real data: ${fmt(q.nn_distance_real_floor_mean)})`]);
+  if ("samples" in q) items.push(["Measured on", `${q.samples} designs`]);
+  if (row && row.profile) items.push(["Training profile", `${row.profile}, ${row.epochs} epochs`]);
+  if (!items.length) items.push(["Figures", "this version's model card has none"]);
+  for (const [k, v] of items) {
+    const dt = document.createElement("dt"); dt.textContent = k;
+    const dd = document.createElement("dd"); dd.textContent = v;
+    dl.append(dt, dd);
+  }
+}
+
+async function draw(seed) {
+  // one sheet; without a seed the server draws fresh noise and says which seed in X-Seed
+  $("error").textContent = "";
+  const l = layout();
+  const url = "/api/generar-diseno?" + query({ seed, ...l, ...pinParams($("model").value) });
+  setState("loading");
+  let resp;
+  try { resp = await fetch(url); } catch (e) { return fail("The gateway is unreachable; try again."); }
+  if (resp.status === 503) {
+    const body = await resp.json().catch(() => ({}));
+    if (body.training) return watchTraining();
+    return fail(body.error || "The model server is busy; try again shortly.");
+  }
+  if (!resp.ok) return fail(await errorSentence(resp));
+  const blob = await resp.blob();
+  const shown = { seed: resp.headers.get("X-Seed"), version: Number(resp.headers.get("X-Model-Version")), ...l };
+  state.shown = shown;
+  const img = $("sheet");
+  img.alt = `${l.rows} by ${l.cols} sheet of generated clothing designs, seed ${shown.seed}, model version ${shown.version}`;
+  img.dataset.seed = shown.seed;
+  img.dataset.version = String(shown.version);
+  img.onload = () => setState("ready");
+  showImage(img, "sheet", blob);
+  $("seed").value = shown.seed;
+  $("caption").textContent = `Seed ${shown.seed} · version ${shown.version} · ${l.rows}×${l.cols}`;
+  // the link pins the version that drew the sheet: it reproduces it byte for byte after a rollout
+  const pinned = { seed: shown.seed, ...l, version: shown.version };
+  $("share").href = "/?" + query(pinned);
+  $("download").href = "/api/generar-diseno?" + query(pinned);
+  $("download").download = `designs-v${shown.version}-seed${shown.seed}.png`;
+  history.replaceState(null, "", "/?" + query({ seed: shown.seed, ...l, ...pinParams($("model").value) }));
+  if (!$("walk-from").value) $("walk-from").value = shown.seed;
+  showQuality(shown.version);
+}
+
+function fail(sentence) {
+  $("error").textContent = sentence;
+  setState("error");
+}
+
+let polling = false;
+async function watchTraining() {
+  // no version yet: show the job's progress until a version is AVAILABLE, then draw
+  if (polling) return;
+  polling = true;
+  setState("training");
+  $("training").hidden = false;
+  $("sheet-section").setAttribute("aria-busy", "true");
+  while (true) {
+    try {
+      const job = (await (await fetch("/api/training")).json()).training || {};
+      const epochs = job.epochs ? ` epoch ${job.epoch} of ${job.epochs}` : "";
+      let text = `Training job: ${job.state}${job.profile ? ` (${job.profile} profile)` : ""}${epochs}.`;
+      if (job.state === "failed") text += ` It failed: ${job.error || "see the log"}; the next try starts at ${job.retry_at}.`;
+      $("training-text").textContent = text;
+      $("training-progress").value = job.progress || 0;
+      $("training-log").textContent = (job.log_tail || []).join("\n");
+      if (await loadVersions()) break;
+    } catch (e) {
+      $("training-text").textContent = "The gateway is unreachable; still trying.";
+    }
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  polling = false;
+  $("training").hidden = true;
+  $("sheet-section").removeAttribute("aria-busy");
+  await draw(new URLSearchParams(location.search).get("seed") || undefined);
+}
+
+async function walk(ev) {
+  if (ev) ev.preventDefault();
+  $("walk-error").textContent = "";
+  const format = $("walk-format").value;
+  const params = { from: $("walk-from").value.trim(), to: $("walk-to").value.trim(), steps: $("walk-steps").value,
+                   format, scale: $("scale").value, ...pinParams($("model").value) };
+  const url = "/api/interpolate?" + query(params);
+  const resp = await fetch(url).catch(() => null);
+  if (!resp) { $("walk-error").textContent = "The gateway is unreachable; try again."; return; }
+  if (!resp.ok) { $("walk-error").textContent = await errorSentence(resp); return; }
+  const img = $("strip");
+  img.alt = `${params.steps} designs morphing from seed ${params.from} to seed ${params.to}` +
+            (format === "gif" ? ", as an animation" : ", in one row");
+  img.dataset.version = resp.headers.get("X-Model-Version");
+  showImage(img, "strip", await resp.blob());
+  $("walk-download").href = url;
+  $("walk-download").download = `walk-${params.from}-${params.to}.${format}`;
+}
+
+function randomSeed() {
+  const a = new Uint32Array(2);
+  crypto.getRandomValues(a);
+  return ((BigInt(a[0] & 0x7fffffff) << 32n) | BigInt(a[1])).toString();
+}
+
+async function start() {
+  const q = new URLSearchParams(location.search);
+  for (const key of ["rows", "cols", "scale", "seed"]) if (q.get(key)) $(key).value = q.get(key);
+  $("walk-to").value = randomSeed();
+  $("controls").addEventListener("submit", (ev) => { ev.preventDefault(); draw($("seed").value.trim() || undefined); });
+  $("new").addEventListener("click", () => draw(undefined));
+  $("model").addEventListener("change", () => draw($("seed").value.trim() || undefined));
+  $("walk").addEventListener("submit", walk);
+  let ready = false;
+  try { ready = await loadVersions(); } catch (e) { ready = false; }
+  const choice = q.get("version") ? `v:${q.get("version")}` : q.get("label") ? `l:${q.get("label")}` : "";
+  if (choice) {
+    if (![...$("model").options].some((o) => o.value === choice)) $("model").add(new Option(choice.slice(2), choice));
+    $("model").value = choice;
+  }
+  // with no version yet the sheet's 503 carries the job, and draw() turns to its progress
+  if (!ready) setState("loading");
+  await draw(q.get("seed") || undefined);
+}
+
+start();

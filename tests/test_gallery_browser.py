@@ -1,0 +1,183 @@
+"""The gallery page in headless Chromium against a real gateway (uvicorn on a loopback port,
+the embedded backend on the two smoke versions): the sheet loads and decodes, "new designs"
+changes it, a seed link reproduces it byte for byte, the picker pins a version, the
+interpolation view draws a strip, a phone-width screen has no sideways scroll, and on an empty
+base path the progress view turns into designs once the training job has published."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from PIL import Image
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from tests.browser import chromium, image_bytes, page_state, wait_for
+from tests.servers import embedded_settings, serve
+
+SCALE = 4  # the page's default: 28-pixel designs are too small to see
+
+
+@pytest.fixture(scope="module")
+def gallery(smoke_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    s = embedded_settings(smoke_base, tmp_path_factory.mktemp("gallery"))
+    with serve(create_app(s)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with chromium(tmp_path_factory.mktemp("chromium")) as driver:
+        yield driver
+
+
+def _open(driver: Any, url: str) -> None:
+    driver.get(url)
+    wait_for(lambda: page_state(driver) == "ready", what=f"the sheet at {url}")
+
+
+def _sheet(driver: Any) -> tuple[bytes, str, str]:
+    img = driver.find_element("id", "sheet")
+    return (
+        image_bytes(driver, "sheet"),
+        img.get_attribute("data-seed"),
+        img.get_attribute("data-version"),
+    )
+
+
+def test_sheet_loads_and_decodes(browser: Any, gallery: str) -> None:
+    _open(browser, gallery + "/")
+    png, seed, version = _sheet(browser)
+    img = Image.open(io.BytesIO(png))
+    assert img.format == "PNG" and img.size == (84 * SCALE, 84 * SCALE) and version == "2"
+    shown = browser.find_element("id", "sheet")
+    assert shown.get_property("naturalWidth") == 84 * SCALE
+    assert f"seed {seed}" in shown.get_attribute("alt") and "version 2" in shown.get_attribute(
+        "alt"
+    )
+    # the download link is the same PNG, pinned to the version that drew it
+    download = browser.find_element("id", "download").get_attribute("href")
+    assert f"version={version}" in download and requests.get(download, timeout=30).content == png
+    # the quality panel shows the figures of version 2's model card
+    card = requests.get(gallery + "/api/versions", timeout=30).json()["versions"]
+    fid = next(v for v in card if v["version"] == 2)["quality"]["fid"]
+    assert f"{fid:.1f}" in browser.find_element("id", "quality").text
+
+
+def test_new_designs_changes_the_sheet_from_the_keyboard(browser: Any, gallery: str) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    _open(browser, gallery + "/")
+    before, seed, _ = _sheet(browser)
+    button = browser.find_element("id", "new")
+    button.send_keys(Keys.ENTER)  # a native button: keyboard users press it like a click
+    wait_for(
+        lambda: (
+            browser.find_element("id", "sheet").get_attribute("data-seed") != seed
+            and page_state(browser) == "ready"
+        ),
+        what="a new sheet",
+    )
+    after, new_seed, _ = _sheet(browser)
+    assert new_seed != seed and after != before
+
+
+def test_seed_link_reproduces_the_sheet_byte_for_byte(browser: Any, gallery: str) -> None:
+    _open(browser, gallery + "/?rows=2&cols=5&scale=2")
+    png, seed, version = _sheet(browser)
+    assert Image.open(io.BytesIO(png)).size == (5 * 28 * 2, 2 * 28 * 2)
+    link = browser.find_element("id", "share").get_attribute("href")
+    assert f"seed={seed}" in link
+    browser.get("about:blank")
+    _open(browser, link)
+    again, seed_again, version_again = _sheet(browser)
+    assert (again, seed_again, version_again) == (png, seed, version)
+
+
+def test_picker_pins_a_version(browser: Any, gallery: str) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    _open(browser, gallery + "/?seed=1234")
+    picker = Select(browser.find_element("id", "model"))
+    values = [o.get_attribute("value") for o in picker.options]
+    assert values == ["", "l:canary", "l:stable", "v:2", "v:1"]  # filled from /api/versions
+    picker.select_by_value("v:1")
+    wait_for(
+        lambda: (
+            browser.find_element("id", "sheet").get_attribute("data-version") == "1"
+            and page_state(browser) == "ready"
+        ),
+        what="version 1's sheet",
+    )
+    png, seed, _ = _sheet(browser)
+    assert seed == "1234"
+    pinned = requests.get(
+        gallery + f"/api/generar-diseno?seed=1234&scale={SCALE}&version=1", timeout=30
+    )
+    assert pinned.content == png
+
+
+def test_interpolation_view_draws_a_strip(browser: Any, gallery: str) -> None:
+    _open(browser, gallery + "/?seed=5")
+    steps = browser.find_element("id", "walk-steps")
+    steps.clear()
+    steps.send_keys("6")
+    to = browser.find_element("id", "walk-to")
+    to.clear()
+    to.send_keys("9")
+    browser.find_element("id", "walk-show").click()
+    wait_for(lambda: browser.find_element("id", "strip").get_property("naturalWidth"), what="strip")
+    strip = Image.open(io.BytesIO(image_bytes(browser, "strip")))
+    assert strip.size == (6 * 28 * SCALE, 28 * SCALE)
+    alt = browser.find_element("id", "strip").get_attribute("alt")
+    assert "from seed 5 to seed 9" in alt
+
+
+def test_phone_width_has_no_sideways_scroll(browser: Any, gallery: str) -> None:
+    browser.set_window_size(390, 844)
+    try:
+        _open(browser, gallery + "/?scale=8")  # a 672-pixel sheet on a 390-pixel screen
+        wide = browser.execute_script(
+            "return document.documentElement.scrollWidth > document.documentElement.clientWidth"
+        )
+        assert not wide
+        assert browser.find_element("id", "sheet").size["width"] <= 390
+    finally:
+        browser.set_window_size(1100, 1000)
+
+
+def test_progress_view_turns_into_designs_after_the_job(
+    browser: Any,
+    tmp_path: Path,
+    data_dir: Path,
+    classifier_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # what the training job reads: the local data (tests never download) and the evaluator
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(data_dir))
+    monkeypatch.setenv("FASHION_GAN_CLASSIFIER", str(classifier_path))
+    s = Settings(
+        model_base_path=tmp_path / "fashion_gan",
+        jobs_dir=tmp_path / "jobs",
+        train_profile="smoke",
+        poll_interval_s=0.5,
+    )
+    with serve(create_app(s)) as url:
+        browser.get(url + "/?seed=77")
+        wait_for(lambda: page_state(browser) == "training", what="the progress view")
+        assert browser.find_element("id", "training").is_displayed()
+        wait_for(
+            lambda: "running" in browser.find_element("id", "training-text").text,
+            what="the job's state",
+        )
+        wait_for(lambda: page_state(browser) == "ready", timeout_s=240, what="the first designs")
+        assert not browser.find_element("id", "training").is_displayed()
+        png, seed, version = _sheet(browser)
+        assert (seed, version) == ("77", "1")
+        direct = requests.get(url + f"/api/generar-diseno?seed=77&scale={SCALE}", timeout=30)
+        assert direct.content == png
