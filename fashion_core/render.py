@@ -65,7 +65,9 @@ def sheet_size(
 
 def frames_gif(images: np.ndarray, scale: int = 1, frame_ms: int = 120) -> bytes:
     """Generator outputs (N, 28, 28, 1) -> an animated greyscale GIF, one design per frame,
-    looping forever (an interpolation walk played as a film)."""
+    looping forever (an interpolation walk played as a film). Pillow merges identical
+    consecutive frames into one longer frame, so a walk from a seed to itself is one frame
+    shown for the whole length."""
     tiles = to_uint8(images)
     if scale > 1:
         tiles = np.repeat(np.repeat(tiles, scale, axis=1), scale, axis=2)

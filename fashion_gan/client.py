@@ -167,13 +167,20 @@ class GatewayClient:
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> requests.Response:
-        url, waited = self.base_url + path, 0.0
-        for attempt in range(self.retries + 1):
+        url, waited, attempt, reconnected = self.base_url + path, 0.0, 0, False
+        while True:
             try:
                 resp = self.session.request(
                     method, url, params=params, json=body, headers=headers, timeout=self.timeout_s
                 )
-            except requests.Timeout:
+            except requests.ConnectionError as exc:
+                if not reconnected and not isinstance(exc, requests.ConnectTimeout):
+                    # a kept-alive connection the server closed just as it was reused (uvicorn
+                    # drops idle ones after 5 s: a Retry-After of 5 s meets it): once more, anew
+                    reconnected = True
+                    continue
+                raise GatewayError(f"{url} is unreachable ({type(exc).__name__}).", 503) from None
+            except requests.Timeout:  # a read timeout (ConnectTimeout is a ConnectionError)
                 raise GatewayError(
                     f"{url} did not answer within {self.timeout_s:g}s.", 504
                 ) from None
@@ -189,10 +196,9 @@ class GatewayClient:
                 and waited + wait <= self.max_wait_s
             ):
                 time.sleep(wait)
-                waited += wait
+                waited, attempt = waited + wait, attempt + 1
                 continue
             raise GatewayError(_sentence(resp), resp.status_code, wait)
-        raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def _sentence(resp: requests.Response) -> str:

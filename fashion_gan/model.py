@@ -4,8 +4,9 @@
 gateway's variable and default), or the ``version`` or ``label`` asked for (labels from
 MODEL_CONFIG_FILE, as the embedded gateway reads them). Each version is loaded once per process
 and shared by every thread. When no version exists it starts a training job the way the
-gateway's train-on-miss does (the same job runner and jobs folder, GATEWAY_JOBS_DIR, so a
-gateway and a script never train twice at once), waits for it and loads what it published.
+gateway's train-on-miss does (the same job runner: GATEWAY_JOBS_DIR's, or the trainer service
+at GATEWAY_TRAINER_URL; so a gateway and a script never train twice at once, and a failed job
+is retried only after the same back-off), waits for it and loads what it published.
 
 ``generar_muestra_ropa()`` draws a sheet into a ``BytesIO``: the same PNG bytes the gateway
 answers for the same version and seed (same noise, same padding of short batches, same
@@ -14,6 +15,7 @@ tiling and encoder). Nothing is written to disk and no display is needed.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import secrets
@@ -21,20 +23,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fashion_core.cards import read_card
-from fashion_core.jobs import TrainingJobs
 from fashion_core.latents import MAX_SEED, latents_for
 from fashion_core.models_config import LabelFile
 from fashion_core.render import sheet_png
 from fashion_core.versions import list_versions, version_dir
 from gateway.chunking import MIN_ROWS
+from gateway.errors import TrainerError
 from gateway.settings import Settings, from_env
+from gateway.trainer import make_trainer
 
 __all__ = ["Generador", "ModelError", "Muestra", "cargar_o_entrenar", "generar_muestra_ropa"]
 POLL_S = 1.0
@@ -103,9 +106,11 @@ def _load(base: Path, version: int, max_batch: int) -> Generador:
 
 
 def _train(s: Settings, base: Path, profile: str, log: Callable[[str], None]) -> None:
-    """Start (or join) a training job and wait for its end, relaying its log lines."""
-    jobs = TrainingJobs(s.jobs_dir, base)
-    job, started = jobs.start(profile, automatic=False)
+    """Start (or join) a training job exactly as a gateway's miss does (the local job runner or
+    GATEWAY_TRAINER_URL's, the same back-off after a failure) and wait for its end, relaying
+    its log lines."""
+    trainer = make_trainer(replace(s, model_base_path=base))
+    job, started = asyncio.run(trainer.start(profile, automatic=True))
     log(
         f"No hay versión en {base}: "
         + (
@@ -115,15 +120,18 @@ def _train(s: Settings, base: Path, profile: str, log: Callable[[str], None]) ->
         )
     )
     seen: list[str] = []
-    while job.state == "running":
+    while job.get("state") == "running":
         time.sleep(POLL_S)
-        job = jobs.state()
-        for line in job.log_tail:
+        job = asyncio.run(trainer.state())
+        for line in job.get("log_tail") or []:
             if line not in seen:
                 log(line)
                 seen.append(line)
-    if job.state != "succeeded" or not list_versions(base):
-        raise ModelError(f"the training job failed: {job.error or 'it published no version'}")
+    if job.get("state") != "succeeded" or not list_versions(base):
+        retry = f"; the next try waits until {job['retry_at']}" if job.get("retry_at") else ""
+        raise ModelError(
+            f"the training job failed: {job.get('error') or 'it published no version'}{retry}."
+        )
 
 
 def cargar_o_entrenar(
@@ -154,7 +162,10 @@ def cargar_o_entrenar(
             raise ModelError(f"version {version} does not exist; published versions: {known}.")
         return _load(base, version, s.upstream_max_batch)
     if not published:
-        _train(s, base, profile or s.train_profile, say)
+        try:
+            _train(s, base, profile or s.train_profile, say)
+        except TrainerError as exc:  # the trainer service is unreachable or refused
+            raise ModelError(str(exc)) from None
         published = list_versions(base)
     return _load(base, published[-1], s.upstream_max_batch)
 

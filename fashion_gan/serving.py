@@ -52,8 +52,9 @@ class ServingClient:
     ) -> None:
         if (rest_url is None) == (grpc_target is None):
             raise ValueError("give exactly one of rest_url (REST) or grpc_target (gRPC).")
+        rest = rest_url is not None
         settings = Settings(
-            backend="rest" if rest_url else "grpc",
+            backend="rest" if rest else "grpc",
             model_name=model_name,
             rest_url=(rest_url or Settings.rest_url).rstrip("/"),
             grpc_target=grpc_target or Settings.grpc_target,
@@ -61,7 +62,7 @@ class ServingClient:
             status_timeout_s=timeout_s,
         )
         inner: Backend
-        if rest_url:
+        if rest:
             from gateway.backends.rest import RestBackend
 
             inner = RestBackend(settings)

@@ -29,14 +29,21 @@ QUALITY_KEYS = (
 )
 
 
-def _summary(card: dict[str, Any]) -> dict[str, Any]:
-    quality = card.get("quality") or {}
-    training = card.get("training") or {}
+def _section(doc: Any, key: str) -> dict[str, Any]:
+    """doc[key] when both are JSON objects, else {} (a foreign or damaged card is shown as
+    having no figures, never as an error)."""
+    value = doc.get(key) if isinstance(doc, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _summary(card: Any) -> dict[str, Any]:
+    quality, training = _section(card, "quality"), _section(card, "training")
+    card = card if isinstance(card, dict) else {}
     return {
         "created": card.get("created"),
         "profile": training.get("profile"),
         "epochs": training.get("epochs"),
-        "quality": {k: quality[k] for k in QUALITY_KEYS if k in quality},
+        "quality": {k: quality[k] for k in QUALITY_KEYS if isinstance(quality.get(k), int | float)},
     }
 
 
@@ -51,8 +58,6 @@ class Catalog:
             try:
                 card = read_card(version_dir(self.base, version))
             except OSError:  # not mounted here, or deleted since
-                return _summary({})
-            if not card:
                 return _summary({})
             self._cards[version] = _summary(card)
         return self._cards[version]

@@ -161,7 +161,8 @@ class Walk:
 
 def _walk_layout(src: Mapping[str, Any], s: Settings) -> tuple[Layout, str]:
     steps = DEFAULT_STEPS if src.get("steps") is None else src["steps"]
-    cols = _int("steps", steps, MIN_STEPS, MAX_STEPS)
+    # a walk never draws more than the largest sheet (GATEWAY_MAX_GRID squared)
+    cols = _int("steps", steps, MIN_STEPS, min(MAX_STEPS, s.max_grid**2))
     fmt = src.get("format") or "png"
     if fmt not in FORMATS:
         raise BadRequest("format must be png (a strip) or gif (an animation).")

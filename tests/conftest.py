@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -150,3 +151,12 @@ def gateways(server: ModelServer, smoke_base: Path) -> Iterator[dict[str, str]]:
     finally:
         for ctx in contexts:
             ctx.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def chromium_or_none(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One headless Chromium for the session (tests/browser.py), or None without one."""
+    from tests.browser import chromium
+
+    with chromium(tmp_path_factory.mktemp("chromium")) as driver:
+        yield driver

@@ -54,6 +54,7 @@ GATEWAY_ENV = {
     "GATEWAY_BACKEND",
     "MODEL_NAME",
     "MODEL_BASE_PATH",
+    "MODEL_CONFIG_FILE",
     "TFSERVING_REST_URL",
     "TFSERVING_GRPC_TARGET",
     "GATEWAY_HOST",
@@ -199,6 +200,9 @@ def test_gateway_service(compose: dict[str, Any]) -> None:
     assert set(env) == GATEWAY_ENV
     assert env["GATEWAY_HOST"] == "0.0.0.0"
     assert env["MODEL_BASE_PATH"] == MODEL_BASE_PATH
+    # the labels the gallery lists are the ones TF Serving reads
+    tfs_config = flags(compose["services"]["tfserving"]["command"])["--model_config_file"]
+    assert env["MODEL_CONFIG_FILE"] == tfs_config
     assert default_of(env["GATEWAY_BACKEND"]) in {"rest", "grpc"}
     assert env["TFSERVING_REST_URL"] == "http://tfserving:8501"
     assert env["TFSERVING_GRPC_TARGET"] == "tfserving:8500"

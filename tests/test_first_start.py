@@ -3,13 +3,15 @@ TF Serving started with docker-compose.yml's flags that therefore keeps its port
 REST, gRPC and embedded gateways in front of it. The gateways start one training job between
 them (smoke profile), answer 503 with Retry-After meanwhile, and once the job has published
 version 1, TF Serving loads it, opens its ports, and every gateway serves sheets. The Python
-API joins that job rather than training again, and a GatewayClient waits it out through the
-gateways' Retry-After."""
+API joins that job rather than training again, a GatewayClient waits it out through the
+gateways' Retry-After, and the gallery page, opened meanwhile in headless Chromium, shows the
+job's progress and turns into designs once version 1 is published."""
 
 from __future__ import annotations
 
 import io
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from fashion_core.versions import list_versions
 from fashion_gan import GatewayClient, GatewayError, cargar_o_entrenar, generar_muestra_ropa
 from gateway.app import create_app
 from gateway.settings import Settings
+from tests.browser import MISSING, image_bytes, open_page, page_state, wait_for
 from tests.servers import compose_standin, serve
 from tests.tfserving_flags import prepare_mounts
 
@@ -33,7 +36,11 @@ def _get(url: str) -> requests.Response:
 
 
 def test_fresh_deployment_trains_then_serves(
-    tmp_path: Path, data_dir: Path, classifier_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    data_dir: Path,
+    classifier_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    chromium_or_none: Any,
 ) -> None:
     # what the training job reads: the local data (tests never download) and the evaluator
     monkeypatch.setenv("FASHION_MNIST_DIR", str(data_dir))
@@ -74,6 +81,18 @@ def test_fresh_deployment_trains_then_serves(
         assert started == 1
         assert requests.get(f"{urls['rest']}/readyz", timeout=10).status_code == 503
 
+        # the gallery, opened now, shows the job's progress (and its designs once published)
+        page = chromium_or_none
+        if page is None:
+            warnings.warn(MISSING, stacklevel=1)
+        else:
+            open_page(page, urls["embedded"] + "/?seed=77", state="training")
+            assert page.find_element("id", "training").is_displayed()
+            wait_for(
+                lambda: "running (smoke profile)" in page.find_element("id", "training-text").text,
+                what="the job's state on the page",
+            )
+
         # the Python API joins the running job (same jobs folder) instead of starting another,
         # and a GatewayClient rides out the 503s by honouring their Retry-After
         monkeypatch.setenv("GATEWAY_JOBS_DIR", str(tmp_path / "jobs"))
@@ -110,6 +129,19 @@ def test_fresh_deployment_trains_then_serves(
         assert job["state"] == "succeeded" and job["version"] == 1 and job["pid"] in pids
         assert job["epoch"] == job["epochs"] == 2 and job["progress"] == 1.0
         assert job["phase"] == "done" and job["images_per_s"] > 0
+
+        if page is not None:  # the progress view turned into the first designs by itself
+            wait_for(lambda: page_state(page) == "ready", timeout_s=120, what="designs")
+            assert not page.find_element("id", "training").is_displayed()
+            shown = page.find_element("id", "sheet")
+            assert (shown.get_attribute("data-seed"), shown.get_attribute("data-version")) == (
+                "77",
+                "1",
+            )
+            direct = requests.get(
+                f"{urls['embedded']}/api/generar-diseno?seed=77&scale=4", timeout=30
+            )
+            assert image_bytes(page, "sheet") == direct.content
 
         generator, sheet = loaded.result(timeout=120), patient.result(timeout=120)
         waiting.shutdown()

@@ -5,7 +5,7 @@
 
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 1000;
-const state = { versions: [], shown: null, objectUrls: {} };
+const state = { versions: [], shown: null, objectUrls: {}, ticket: 0 };
 
 function setState(name) { document.body.dataset.state = name; }
 
@@ -79,11 +79,14 @@ function showQuality(version) {
 async function draw(seed) {
   // one sheet; without a seed the server draws fresh noise and says which seed in X-Seed
   $("error").textContent = "";
+  const ticket = ++state.ticket;  // a later draw wins, whichever answer comes back first
+  const stale = () => ticket !== state.ticket;
   const l = layout();
   const url = "/api/generar-diseno?" + query({ seed, ...l, ...pinParams($("model").value) });
   setState("loading");
   let resp;
-  try { resp = await fetch(url); } catch (e) { return fail("The gateway is unreachable; try again."); }
+  try { resp = await fetch(url); } catch (e) { return stale() || fail("The gateway is unreachable; try again."); }
+  if (stale()) return;
   if (resp.status === 503) {
     const body = await resp.json().catch(() => ({}));
     if (body.training) return watchTraining();
@@ -91,13 +94,14 @@ async function draw(seed) {
   }
   if (!resp.ok) return fail(await errorSentence(resp));
   const blob = await resp.blob();
+  if (stale()) return;
   const shown = { seed: resp.headers.get("X-Seed"), version: Number(resp.headers.get("X-Model-Version")), ...l };
   state.shown = shown;
   const img = $("sheet");
   img.alt = `${l.rows} by ${l.cols} sheet of generated clothing designs, seed ${shown.seed}, model version ${shown.version}`;
   img.dataset.seed = shown.seed;
   img.dataset.version = String(shown.version);
-  img.onload = () => setState("ready");
+  img.onload = () => { if (!stale()) setState("ready"); };
   showImage(img, "sheet", blob);
   $("seed").value = shown.seed;
   $("caption").textContent = `Seed ${shown.seed} · version ${shown.version} · ${l.rows}×${l.cols}`;
@@ -108,7 +112,9 @@ async function draw(seed) {
   $("download").download = `designs-v${shown.version}-seed${shown.seed}.png`;
   history.replaceState(null, "", "/?" + query({ seed: shown.seed, ...l, ...pinParams($("model").value) }));
   if (!$("walk-from").value) $("walk-from").value = shown.seed;
-  showQuality(shown.version);
+  // a version the picker has not seen (a rollout since the page loaded): list them again
+  if (!state.versions.some((v) => v.version === shown.version)) await loadVersions().catch(() => false);
+  if (!stale()) showQuality(shown.version);
 }
 
 function fail(sentence) {
@@ -119,7 +125,7 @@ function fail(sentence) {
 let polling = false;
 async function watchTraining() {
   // no version yet: show the job's progress until a version is AVAILABLE, then draw
-  if (polling) return;
+  if (polling) { setState("training"); return; }
   polling = true;
   setState("training");
   $("training").hidden = false;
@@ -134,6 +140,8 @@ async function watchTraining() {
       $("training-progress").value = job.progress || 0;
       $("training-log").textContent = (job.log_tail || []).join("\n");
       if (await loadVersions()) break;
+      const waiting = state.versions.map((v) => `version ${v.version}: ${v.state}`).join(", ");
+      if (waiting) $("training-text").textContent += ` Published, not yet served: ${waiting}.`;
     } catch (e) {
       $("training-text").textContent = "The gateway is unreachable; still trying.";
     }
