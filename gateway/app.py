@@ -71,7 +71,8 @@ class CountEveryAnswer:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        name = ROUTES.get((scope["method"], scope["path"]), ("other",))[0]
+        path = scope["path"]
+        name = ROUTES.get((scope["method"], path), ("gallery" if path in FILES else "other",))[0]
         started, status = time.perf_counter(), CLIENT_CLOSED
 
         async def counted(message: Message) -> None:

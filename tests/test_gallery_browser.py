@@ -17,7 +17,7 @@ import requests
 from PIL import Image
 
 from gateway.app import create_app
-from tests.browser import MISSING, image_bytes, open_page, page_state, wait_for
+from tests.browser import MISSING, available, image_bytes, open_page, page_state, wait_for
 from tests.servers import embedded_settings, serve
 
 SCALE = 4  # the page's default: 28-pixel designs are too small to see
@@ -30,10 +30,12 @@ def gallery(smoke_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield url
 
 
+# skipped before any fixture runs (the smoke versions take a minute to train)
+pytestmark = pytest.mark.skipif(not available(), reason=MISSING)
+
+
 @pytest.fixture()
 def browser(chromium_or_none: Any) -> Iterator[Any]:
-    if chromium_or_none is None:
-        pytest.skip(MISSING)
     chromium_or_none.set_window_size(1100, 1000)
     yield chromium_or_none
 

@@ -324,3 +324,26 @@ def test_versions_gallery_and_schema(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert set(paths["/api/interpolate"]) == {"get", "post"}
     assert "/api/versions" in paths and "/" in paths
+
+
+def test_catalog_shows_a_damaged_card_as_no_figures(tmp_path: Path) -> None:
+    import asyncio
+
+    from gateway.backends.base import ModelStatus, VersionState
+    from gateway.catalog import Catalog
+
+    base = tmp_path / "fashion_gan"
+    cards = {
+        1: "[1, 2]",  # not an object
+        2: '{"quality": [3], "training": "x"}',  # sections of the wrong type
+        3: '{"quality": {"fid": "low", "samples": 500}}',  # a figure that is not a number
+        4: "{not json",
+    }
+    for version, text in cards.items():
+        (base / str(version) / "assets.extra").mkdir(parents=True)
+        (base / str(version) / "assets.extra" / "model_card.json").write_text(text)
+    status = ModelStatus([VersionState(v, "AVAILABLE") for v in (*cards, 5)])  # 5: not on disk
+    listing = asyncio.run(Catalog(Settings(model_base_path=base)).listing(status))
+    quality = {row["version"]: row["quality"] for row in listing["versions"]}
+    assert quality == {1: {}, 2: {}, 3: {"samples": 500}, 4: {}, 5: {}}
+    assert listing["newest"] == 5 and listing["labels"] == {}
