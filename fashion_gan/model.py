@@ -34,7 +34,7 @@ from fashion_core.latents import MAX_SEED, latents_for
 from fashion_core.models_config import LabelFile
 from fashion_core.render import sheet_png
 from fashion_core.versions import list_versions, version_dir
-from gateway.chunking import MIN_ROWS
+from gateway.chunking import padded, split
 from gateway.errors import TrainerError
 from gateway.settings import Settings, from_env
 from gateway.trainer import make_trainer
@@ -65,13 +65,10 @@ class Generador:
         z = np.asarray(z, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim or len(z) == 0:
             raise ValueError(f"z must have shape (n, {self.latent_dim}) with n >= 1.")
-        parts = []
-        for i in range(0, len(z), self.max_batch):
-            chunk = z[i : i + self.max_batch]
-            n = len(chunk)
-            if n < MIN_ROWS:
-                chunk = np.concatenate([chunk, np.repeat(chunk[:1], MIN_ROWS - n, axis=0)])
-            parts.append(call_signature(self._fn, chunk)[:n])
+        parts = [
+            call_signature(self._fn, padded(chunk))[: len(chunk)]
+            for chunk in split(z, self.max_batch)
+        ]
         return np.concatenate(parts)
 
 
@@ -144,7 +141,17 @@ def cargar_o_entrenar(
 ) -> Generador:
     """The generator: ``version``, ``label``, or the newest; trains one first if none exists
     (profile: ``profile``, else GATEWAY_TRAIN_PROFILE, default quick)."""
-    s = _settings()
+    return _cargar(_settings(), version, label, profile, base_path, log)
+
+
+def _cargar(
+    s: Settings,
+    version: int | None,
+    label: str | None,
+    profile: str | None = None,
+    base_path: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Generador:
     base = Path(base_path) if base_path is not None else s.model_base_path
     say = log or (lambda line: print(line, file=sys.stderr))
     if version is not None and label is not None:
@@ -194,6 +201,6 @@ def generar_muestra_ropa(
     scale = _check("scale", scale, 1, s.max_scale)
     spacing = _check("spacing", spacing, 0, s.max_spacing)
     seed = secrets.randbits(63) if seed is None else _check("seed", seed, 0, MAX_SEED)
-    gen = cargar_o_entrenar(version, label)
+    gen = _cargar(s, version, label)  # the settings read once per sheet
     images = gen.generate(latents_for(seed, rows * cols, gen.latent_dim))
     return Muestra(sheet_png(images, rows, cols, spacing, scale), seed, gen.version)

@@ -63,14 +63,21 @@ class Catalog:
         return self._cards[version]
 
     async def listing(self, status: ModelStatus) -> dict[str, Any]:
-        labels = await asyncio.to_thread(self.labels.labels)
+        """The labels file and the cards are read off the event loop, in one thread hop."""
+        return await asyncio.to_thread(self._listing, status)
+
+    def _listing(self, status: ModelStatus) -> dict[str, Any]:
+        labels = self.labels.labels()
         named: dict[int, list[str]] = {}
         for label, version in sorted(labels.items()):
             named.setdefault(version, []).append(label)
-        rows = []
-        for v in status.versions:
-            card = await asyncio.to_thread(self._card, v.version)
-            rows.append(
-                {"version": v.version, "state": v.state, "labels": named.get(v.version, []), **card}
-            )
+        rows = [
+            {
+                "version": v.version,
+                "state": v.state,
+                "labels": named.get(v.version, []),
+                **self._card(v.version),
+            }
+            for v in status.versions
+        ]
         return {"versions": rows, "labels": labels, "newest": max(status.available, default=None)}

@@ -29,6 +29,18 @@ from gateway.backends.base import Backend, Generated, ModelStatus, Pin
 MIN_ROWS = 9
 
 
+def split(z: np.ndarray, limit: int) -> list[np.ndarray]:
+    """Rows in calls of at most ``limit``, in order."""
+    return [z[i : i + limit] for i in range(0, len(z), limit)]
+
+
+def padded(z: np.ndarray, min_rows: int = MIN_ROWS) -> np.ndarray:
+    """``z`` with copies of its first row up to ``min_rows`` rows (as TF Serving pads)."""
+    if len(z) >= min_rows:
+        return z
+    return np.concatenate([z, np.repeat(z[:1], min_rows - len(z), axis=0)])
+
+
 class ChunkedBackend:
     """A Backend whose generate() keeps every upstream call within [MIN_ROWS, limit] rows."""
 
@@ -49,14 +61,11 @@ class ChunkedBackend:
         return await self.inner.status()
 
     async def _call(self, z: np.ndarray, pin: Pin) -> Generated:
-        n = len(z)
-        if n < self.min_rows:
-            z = np.concatenate([z, np.repeat(z[:1], self.min_rows - n, axis=0)])
-        out = await self.inner.generate(z, pin)
-        return Generated(out.images[:n], out.version)
+        out = await self.inner.generate(padded(z, self.min_rows), pin)
+        return Generated(out.images[: len(z)], out.version)
 
     async def generate(self, z: np.ndarray, pin: Pin) -> Generated:
-        chunks = [z[i : i + self.limit] for i in range(0, len(z), self.limit)]
+        chunks = split(z, self.limit)
         if len(chunks) == 1:
             return await self._call(chunks[0], pin)
         parts = list(await asyncio.gather(*(self._call(c, pin) for c in chunks)))

@@ -74,7 +74,12 @@ def openapi(s: Settings) -> dict[str, Any]:
         _int_param("spacing", 0, s.max_spacing, "pixels between tiles (default 0)"),
     ]
     walk = [
-        _int_param("steps", 2, 32, "designs in the walk, both ends included (default 8)"),
+        _int_param(
+            "steps",
+            2,
+            min(32, s.max_grid**2),
+            "designs in the walk, both ends included (default 8)",
+        ),
         {
             "name": "format",
             "in": "query",
@@ -82,8 +87,7 @@ def openapi(s: Settings) -> dict[str, Any]:
             "schema": {"type": "string", "enum": ["png", "gif"]},
             "description": "png: one strip, 1 x steps (default); gif: an animation",
         },
-        _int_param("scale", 1, s.max_scale, "integer upscale (default 1)"),
-        _int_param("spacing", 0, s.max_spacing, "pixels between tiles (default 0)"),
+        *layout[2:],  # scale and spacing, as for a sheet
     ]
     strip = {
         "200": {
