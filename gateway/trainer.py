@@ -24,7 +24,10 @@ class Trainer(Protocol):
 
 class LocalTrainer:
     def __init__(self, settings: Settings) -> None:
-        self.jobs = TrainingJobs(settings.jobs_dir, settings.model_base_path)
+        # a progressive job never prunes a version the labels file names
+        labels = settings.model_config_file
+        extra = ("--model-config-file", str(labels)) if labels else ()
+        self.jobs = TrainingJobs(settings.jobs_dir, settings.model_base_path, extra_args=extra)
 
     async def start(self, profile: str, automatic: bool = True) -> tuple[dict[str, Any], bool]:
         job, started = await asyncio.to_thread(self.jobs.start, profile, automatic)
