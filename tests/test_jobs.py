@@ -119,3 +119,13 @@ def test_state_json_is_what_the_api_shows() -> None:
     assert out["started"] == "1970-01-01T00:00:00Z" and out["epoch"] == 2
     assert set(out) >= {"state", "profile", "epoch", "progress", "started", "log_tail", "error"}
     assert set(out) >= {"step", "steps", "losses", "images_per_s", "failures", "retry_at"}
+
+
+def test_native_log_lines_stay_out_of_the_tail_people_read() -> None:
+    from fashion_core.jobs import NATIVE_LOG
+
+    line = "E0000 00:00:1796621172.488498   32173 meta_optimizer.cc:967] remapper failed: ..."
+    assert NATIVE_LOG.match(line) and NATIVE_LOG.match("W1207 05:26:12.000 x.cc:1] y")
+    assert not NATIVE_LOG.match("Época de moda 1 (15s de 3600s) completada en 15.2s")
+    assert not NATIVE_LOG.match("Error: the data folder is empty")
+    assert not NATIVE_LOG.match("F1207 05:26:12.000 x.cc:1] Check failed")  # says why it died
