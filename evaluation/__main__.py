@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=default_path(),
         metavar="PATH",
         help="classifier .keras file; trained and saved there if missing "
-        "(default: $FASHION_GAN_CLASSIFIER, else artifacts/fmnist_classifier.keras)",
+        "(default: $FASHION_GAN_CLASSIFIER, else artifacts/fmnist_classifier_v2.keras)",
     )
     parser.add_argument(
         "--samples",
