@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 ALPHA = 0.3  # weight of the newest call: about the last five calls count
 LATE = 8.0  # a call this many times slower than expected is evidence of a slower model
+WARM_CALLS = 3  # calls seen before one may count as late
 
 
 class Speed:
@@ -37,6 +38,7 @@ class Speed:
         self.floor_s = 0.0  # no call is expected to take less (see above)
         self.failing = False
         self._running: dict[int, tuple[float, int]] = {}  # call -> (started, images)
+        self._finished = 0  # calls observed: a cold model's first calls say little
         self._ids = itertools.count()
 
     def expected_s(self, images: int) -> float:
@@ -56,7 +58,8 @@ class Speed:
         began, images = self._running.pop(call)
         seconds = self.clock() - began
         promised = self._at_rate(images)
-        if self.rate is not None and seconds > LATE * promised:
+        self._finished += 1
+        if self.trusted and seconds > LATE * promised:
             self.floor_s = seconds  # late: the model server's latency has grown
         elif seconds <= 2 * promised:
             self.floor_s = 0.0  # on time again
@@ -70,11 +73,18 @@ class Speed:
 
     def observe(self, images: int, seconds: float) -> None:
         """A finished call's figures, as if it had been timed here."""
+        self._finished += 1
         if seconds > 0:
             self._observe(images / seconds)
 
     def _observe(self, rate: float) -> None:
         self.rate = rate if self.rate is None else (1 - ALPHA) * self.rate + ALPHA * rate
+
+    @property
+    def trusted(self) -> bool:
+        """Whether enough calls were seen to call one late: the first calls of a cold model
+        server (kernels compiled, caches filled) are slow for reasons that do not last."""
+        return self.rate is not None and self._finished >= WARM_CALLS
 
     @property
     def running(self) -> int:
@@ -86,8 +96,9 @@ class Speed:
         longest = 0.0
         for began, images in self._running.values():
             elapsed, expected = now - began, self.expected_s(images)
-            # late by a factor of eight or more (or nothing measured yet): it will take about
-            # as long again as it has taken so far
-            left = elapsed if elapsed > LATE * expected else expected - elapsed
+            # late by a factor of eight or more: it will take about as long again as it has
+            # taken so far (while nothing is known, nobody is refused on a guess)
+            late = self.trusted and elapsed > LATE * expected
+            left = elapsed if late else expected - elapsed
             longest = max(longest, left)
         return longest

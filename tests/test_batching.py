@@ -221,7 +221,8 @@ def test_a_call_that_runs_late_makes_admission_refuse_before_it_ends() -> None:
     async def test() -> None:
         fake, clock = Fake(), Clock()
         batcher = Batcher(fake, 288, max_wait_s=1.0, clock=clock)
-        batcher.speed.observe(images=900, seconds=1.0)  # 9 images: 10 ms expected
+        for _ in range(3):  # a warm model: 9 images take 10 ms
+            batcher.speed.observe(images=900, seconds=1.0)
         fake.hold = asyncio.Event()
         running = asyncio.ensure_future(batcher.generate(z(9, 0), Pin()))
         await asyncio.sleep(0.01)
@@ -350,7 +351,8 @@ def test_a_model_server_whose_latency_grew_is_not_trusted_with_small_calls() -> 
     async def test() -> None:
         fake, clock = Fake(), Clock()
         batcher = Batcher(fake, 288, max_wait_s=1.0, clock=clock)
-        batcher.speed.observe(images=900, seconds=1.0)
+        for _ in range(3):  # a warm model
+            batcher.speed.observe(images=900, seconds=1.0)
         for seconds in (5.0, 0.01):
             fake.hold = asyncio.Event()
             call = asyncio.ensure_future(batcher.generate(z(9, 0), Pin()))
@@ -369,6 +371,27 @@ def test_a_model_server_whose_latency_grew_is_not_trusted_with_small_calls() -> 
         batcher.admit(9, "x")  # admitted again
         fake.hold.set()
         await running
+        await batcher.close()
+
+    run(test)
+
+
+def test_a_cold_model_is_not_called_late() -> None:
+    """The first calls of a model server that has just started are slow for reasons that do not
+    last: nobody is refused because of them."""
+
+    async def test() -> None:
+        fake, clock = Fake(), Clock()
+        batcher = Batcher(fake, 288, max_wait_s=1.0, clock=clock)
+        fake.hold = asyncio.Event()
+        first = asyncio.ensure_future(batcher.generate(z(9, 0), Pin()))
+        await asyncio.sleep(0.01)
+        clock.now += 3.0  # the first call ever takes seconds
+        batcher.admit(9)
+        clock.now += 0.01
+        fake.hold.set()
+        await first
+        assert batcher.speed.floor_s == 0.0
         await batcher.close()
 
     run(test)
