@@ -36,10 +36,8 @@ async def _hold(
         held.opened += 1
         data, ours = b"", False
         try:
-            if send:
-                writer.write(send)
-                await writer.drain()
-            data = await asyncio.wait_for(reader.read(), max(until - time.monotonic(), 0.01))
+            left = max(until - time.monotonic(), 0.01)
+            data = await asyncio.wait_for(_exchange(reader, writer, send), left)
         except TimeoutError:
             ours = True  # still held when the run ended
         except OSError:
@@ -51,6 +49,15 @@ async def _hold(
             if data.startswith(b"HTTP/1.1 "):
                 with contextlib.suppress(ValueError, IndexError):
                     held.answers[int(data.split()[1])] += 1
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, send: bytes
+) -> bytes:
+    if send:  # the server may stop reading half way: drain() then waits with us
+        writer.write(send)
+        await writer.drain()
+    return await reader.read()  # until the server closes
 
 
 async def hold(

@@ -23,6 +23,7 @@ class Outcome:
     seconds: float
     tally: Tally
     health: list[float]  # seconds per probe; inf for a failed one
+    control: list[float] = field(default_factory=list)  # the control server's, meanwhile
     held: Held | None = None
     memory: list[float] = field(default_factory=list)  # gateway RSS samples, MB
     load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average at the start and end
@@ -65,6 +66,10 @@ def verdict(o: Outcome, baseline: Outcome | None) -> tuple[bool, str]:
     """Whether ``o`` meets its targets, and the targets in words."""
     health_ok = percentile(o.health, 0.99) <= HEALTH_P99_S
     wants = ["health p99 <= 50 ms"]
+    if not health_ok and o.control and percentile(o.control, 0.99) > HEALTH_P99_S:
+        # the machine itself is slower than the target: the gateway may add at most 50 ms
+        health_ok = percentile(o.health, 0.99) <= percentile(o.control, 0.99) + HEALTH_P99_S
+        wants[0] = "health p99 <= control p99 + 50 ms"
     ok = health_ok and o.tally.timeouts == 0
     refused = o.latencies(503)
     if o.name in FLOOD_SCENARIOS and baseline is not None:
@@ -89,7 +94,8 @@ def print_table(results: dict[str, list[Outcome]], m: Machine, seconds: float) -
         print(f"\n== gateway {label}: {seconds:g} s per scenario ==\n")
         head = (
             f"{'scenario':<18}{'200':>6}{'503':>6}{'other':>12}{'designs/s':>11}{'vs base':>9}"
-            f"{'200 p99':>9}{'503 p50/p99':>13}{'health p50/p99/max':>20}{'load':>11}  verdict"
+            f"{'200 p99':>9}{'503 p50/p99':>13}{'health p50/p99/max':>20}{'control p99':>13}"
+            f"{'load':>11}  verdict"
         )
         print(head)
         print("-" * len(head) + "-" * 40)
@@ -113,6 +119,7 @@ def print_table(results: dict[str, list[Outcome]], m: Machine, seconds: float) -
                 f"{o.name:<18}{o.count(200):>6}{o.count(503):>6}{others:>12}{o.goodput:>11.0f}"
                 f"{ratio:>9}{_ms(o.latencies(200), 0.99):>9}"
                 f"{_ms(refused, 0.5) + '/' + _ms(refused, 0.99):>13}{health:>20}"
+                f"{_ms(o.control, 0.99):>13}"
                 f"{o.load[0]:>5.1f}-{o.load[1]:<5.1f}  {'PASS' if ok else 'FAIL'} ({wants})"
             )
         for o in runs:

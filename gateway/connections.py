@@ -97,7 +97,6 @@ def guarded_protocol(
         _head_bytes = 0  # of the head parsed so far
         _head_raw = 0  # bytes received while no whole head has arrived
         _in_head = True  # reading a request head (or waiting for one): no request runs
-
         _extra = False  # opened past the limit: holds no slot (yet)
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -164,7 +163,7 @@ def guarded_protocol(
                 self.transport.close()  # a health check answered past the limit: done
                 return
             self._extra = False
-            self._in_head = True  # waiting for the next head (uvicorn's keep-alive timer)
+            self._in_head, self._head_raw = True, 0  # waiting for the next head (keep-alive)
             self._idle()
 
         def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:

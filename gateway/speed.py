@@ -12,10 +12,11 @@ or failing upstream took to finish 16 calls, and never counted a failed one):
   admission reacts while the first slow call is still running, not after it. Eight times, not
   less: on a busy machine (2 cores shared with training) a call sometimes takes four times its
   usual time, and the average follows that by itself; it must not refuse anyone;
-- ``floor_s``: the duration of the last call that finished that late. A model server whose
-  latency, not its work, has grown (every call 5 s, whatever its size) would otherwise look
-  fast again to the next small call's estimate; until a call finishes on time again, no call
-  is expected to take less;
+- ``floor_s``: after two calls in a row finished that late, the shorter of them. A model
+  server whose latency, not its work, has grown (every call 5 s, whatever its size) would
+  otherwise look fast again to the next small call's estimate; until a call finishes on time
+  again, no call is expected to take less. Two in a row, not one: on a busy machine a single
+  call is sometimes that late for reasons that do not last;
 - ``failing``: the last call failed. Until one succeeds, admission lets a single request at a
   time try the model (a probe) and refuses the rest at once.
 """
@@ -36,6 +37,7 @@ class Speed:
         self.clock = clock
         self.rate: float | None = None  # images per second
         self.floor_s = 0.0  # no call is expected to take less (see above)
+        self._late_s: float | None = None  # the last call's duration, if it was late
         self.failing = False
         self._running: dict[int, tuple[float, int]] = {}  # call -> (started, images)
         self._finished = 0  # calls observed: a cold model's first calls say little
@@ -60,9 +62,13 @@ class Speed:
         promised = self._at_rate(images)
         self._finished += 1
         if self.trusted and seconds > LATE * promised:
-            self.floor_s = seconds  # late: the model server's latency has grown
-        elif seconds <= 2 * promised:
-            self.floor_s = 0.0  # on time again
+            if self._late_s is not None:  # twice in a row: the server's latency has grown
+                self.floor_s = min(seconds, self._late_s)
+            self._late_s = seconds
+        else:
+            self._late_s = None
+            if seconds <= 2 * promised:
+                self.floor_s = 0.0  # on time again
         if seconds > 0 and (ok or seconds > promised):
             self._observe(images / seconds)
         self.failing = not ok
