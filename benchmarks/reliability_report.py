@@ -29,6 +29,39 @@ class Outcome:
     load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average at the start and end
     images: int = 256  # per request
 
+    def merge(self, other: Outcome) -> Outcome:
+        """This scenario and another round of it, as one."""
+        tally = Tally()
+        for t in (self.tally, other.tally):
+            for kind, statuses in t.statuses.items():
+                tally.statuses[kind].update(statuses)
+            for key, values in t.latencies.items():
+                tally.latencies[key].extend(values)
+            for status, ends in t.ends.items():
+                tally.ends[status].extend(ends)
+            tally.timeouts += t.timeouts
+            tally.broken += t.broken
+            tally.unexpected.update(t.unexpected)
+        held = self.held
+        if held is not None and other.held is not None:
+            held = Held(
+                held.opened + other.held.opened,
+                held.closed_by_server + other.held.closed_by_server,
+                held.answers + other.held.answers,
+                held.refused_at_connect + other.held.refused_at_connect,
+            )
+        return Outcome(
+            self.name,
+            self.seconds + other.seconds,
+            tally,
+            sorted(self.health + other.health),
+            sorted(self.control + other.control),
+            held,
+            self.memory + other.memory,
+            (min(self.load[0], other.load[0]), max(self.load[1], other.load[1])),
+            self.images,
+        )
+
     def count(self, status: int) -> int:
         return self.tally.count(status)
 
@@ -89,9 +122,12 @@ def verdict(o: Outcome, baseline: Outcome | None) -> tuple[bool, str]:
     return ok, ", ".join(wants)
 
 
-def print_table(results: dict[str, list[Outcome]], m: Machine, seconds: float) -> None:
+def print_table(results: dict[str, list[Outcome]], m: Machine, seconds: float, rounds: int) -> None:
     for label, runs in results.items():
-        print(f"\n== gateway {label}: {seconds:g} s per scenario ==\n")
+        print(
+            f"\n== gateway {label}: {seconds:g} s per scenario and round, {rounds} rounds of "
+            "baseline, flood, idle and stalled in turn ==\n"
+        )
         head = (
             f"{'scenario':<18}{'200':>6}{'503':>6}{'other':>12}{'designs/s':>11}{'vs base':>9}"
             f"{'200 p99':>9}{'503 p50/p99':>13}{'health p50/p99/max':>20}{'control p99':>13}"
@@ -136,5 +172,6 @@ def print_table(results: dict[str, list[Outcome]], m: Machine, seconds: float) -
                 )
     print(
         f"\nmachine: {m.nproc} cores ({m.cpu_model}), {m.mem_gb} GB; load: the 1-minute load "
-        "average at the start and end of each scenario (other work on the machine included)"
+        "average, lowest at a start and highest at an end of the scenario's rounds (other "
+        "work on the machine included)"
     )

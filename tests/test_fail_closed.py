@@ -109,3 +109,14 @@ def test_a_hung_listing_passes_its_deadline_and_never_blocks_the_event_loop(
         return ticks
 
     assert asyncio.run(run()) >= 5  # the loop kept running while the listing hung
+
+
+def test_the_python_api_fails_closed_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cargar_o_entrenar() trains when nothing is published; a folder it cannot read is an
+    error instead (nothing is trained in its place)."""
+    from fashion_gan import ModelError, cargar_o_entrenar
+
+    monkeypatch.setenv("GATEWAY_JOBS_DIR", str(tmp_path / "jobs"))
+    with pytest.raises(ModelError, match="is the volume mounted"):
+        cargar_o_entrenar(base_path=tmp_path / "not-mounted" / "fashion_gan")
+    assert not (tmp_path / "jobs").exists()
