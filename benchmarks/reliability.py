@@ -257,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
                         "GATEWAY_UPSTREAM_TIMEOUT_S": "6",
                     }
                     with gateway(children, f"rest-{label}", rest_env, source) as (url, _):
-                        runs += asyncio.run(rest_runs(url, faults, args.seconds))
+                        # long enough for a few of the slow upstream's 5 s calls
+                        runs += asyncio.run(rest_runs(url, faults, max(args.seconds, 15.0)))
             results[label] = runs
     print_table(results, m, args.seconds, args.rounds)
     return 0

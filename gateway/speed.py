@@ -12,11 +12,11 @@ or failing upstream took to finish 16 calls, and never counted a failed one):
   admission reacts while the first slow call is still running, not after it. Eight times, not
   less: on a busy machine (2 cores shared with training) a call sometimes takes four times its
   usual time, and the average follows that by itself; it must not refuse anyone;
-- ``floor_s``: after two calls in a row finished that late, the shorter of them. A model
-  server whose latency, not its work, has grown (every call 5 s, whatever its size) would
-  otherwise look fast again to the next small call's estimate; until a call finishes on time
-  again, no call is expected to take less. Two in a row, not one: on a busy machine a single
-  call is sometimes that late for reasons that do not last;
+- ``floor_s``: the duration of the last call that finished that late, for as long again. A
+  model server whose latency, not its work, has grown (every call 5 s, whatever its size)
+  would otherwise look fast again to the next small call's estimate; each late call renews
+  it, a call on time ends it, and on its own it lapses after as long as that call took (a
+  busy machine has single calls that late, for reasons that do not last);
 - ``failing``: the last call failed. Until one succeeds, admission lets a single request at a
   time try the model (a probe) and refuses the rest at once.
 """
@@ -37,7 +37,7 @@ class Speed:
         self.clock = clock
         self.rate: float | None = None  # images per second
         self.floor_s = 0.0  # no call is expected to take less (see above)
-        self._late_s: float | None = None  # the last call's duration, if it was late
+        self._floor_until = 0.0  # when it lapses (clock time)
         self.failing = False
         self._running: dict[int, tuple[float, int]] = {}  # call -> (started, images)
         self._finished = 0  # calls observed: a cold model's first calls say little
@@ -45,7 +45,8 @@ class Speed:
 
     def expected_s(self, images: int) -> float:
         """Seconds a call of ``images`` takes now (0 while nothing is known)."""
-        return max(self._at_rate(images), self.floor_s)
+        floor = self.floor_s if self.clock() < self._floor_until else 0.0
+        return max(self._at_rate(images), floor)
 
     def _at_rate(self, images: int) -> float:
         return images / self.rate if self.rate else 0.0
@@ -62,13 +63,10 @@ class Speed:
         promised = self._at_rate(images)
         self._finished += 1
         if self.trusted and seconds > LATE * promised:
-            if self._late_s is not None:  # twice in a row: the server's latency has grown
-                self.floor_s = min(seconds, self._late_s)
-            self._late_s = seconds
-        else:
-            self._late_s = None
-            if seconds <= 2 * promised:
-                self.floor_s = 0.0  # on time again
+            # late: the server's latency may have grown; believed for as long as it took
+            self.floor_s, self._floor_until = seconds, self.clock() + seconds
+        elif seconds <= 2 * promised:
+            self.floor_s = 0.0  # on time again
         if seconds > 0 and (ok or seconds > promised):
             self._observe(images / seconds)
         self.failing = not ok
