@@ -95,31 +95,34 @@ def _ms(values: list[float], q: float) -> str:
     return "fail" if math.isinf(v) else f"{1000 * v:.0f}"
 
 
-def verdict(o: Outcome, baseline: Outcome | None) -> tuple[bool, str]:
-    """Whether ``o`` meets its targets, and the targets in words."""
-    health_ok = percentile(o.health, 0.99) <= HEALTH_P99_S
-    wants = ["health p99 <= 50 ms"]
-    if not health_ok and o.control and percentile(o.control, 0.99) > HEALTH_P99_S:
-        # the machine itself is slower than the target: the gateway may add at most 50 ms
-        health_ok = percentile(o.health, 0.99) <= percentile(o.control, 0.99) + HEALTH_P99_S
-        wants[0] = "health p99 <= control p99 + 50 ms"
-    ok = health_ok and o.tally.timeouts == 0
+def verdict(o: Outcome, baseline: Outcome | None) -> list[str]:
+    """The targets ``o`` misses (none: it passes)."""
+    missed = []
+    health_p99 = percentile(o.health, 0.99)
+    control_p99 = percentile(o.control, 0.99) if o.control else 0.0
+    if control_p99 > HEALTH_P99_S:  # the machine itself is slower than the target
+        if health_p99 > control_p99 + HEALTH_P99_S:
+            missed.append("health p99 <= control p99 + 50 ms")
+    elif health_p99 > HEALTH_P99_S:
+        missed.append("health p99 <= 50 ms")
+    if o.tally.timeouts:
+        missed.append("no client timeout")
     refused = o.latencies(503)
     if o.name in FLOOD_SCENARIOS and baseline is not None:
         ratio = o.goodput / baseline.goodput if baseline.goodput else 0.0
-        ok = ok and ratio >= GOODPUT_RATIO
-        wants.insert(0, f"goodput >= {GOODPUT_RATIO:.0%} of baseline")
-    if o.name.startswith("small sheets"):
-        ok = ok and o.count(503) == 0
-        wants.insert(0, "no 503")
-    if o.name in ("slow upstream", "failing upstream"):
-        ok = ok and bool(refused) and percentile(refused, 0.5) <= 0.05
-        wants.insert(0, "503 p50 <= 50 ms")
+        if ratio < GOODPUT_RATIO:
+            missed.append(f"goodput >= {GOODPUT_RATIO:.0%} of baseline")
+    if o.name.startswith("small sheets") and o.count(503):
+        missed.append("no 503")
+    if o.name in ("slow upstream", "failing upstream") and (
+        not refused or percentile(refused, 0.5) > 0.05
+    ):
+        missed.append("503 p50 <= 50 ms")
     if o.name == "failing upstream":
         tries = math.ceil(o.seconds / UPSTREAM_TIMEOUT_S) + 1
-        ok = ok and o.waves(504) <= tries
-        wants.insert(0, f"504s in <= {tries} waves (one try at a time)")
-    return ok, ", ".join(wants)
+        if o.waves(504) > tries:
+            missed.append(f"504s in <= {tries} waves (one try at a time)")
+    return missed
 
 
 def print_table(results: dict[str, list[Outcome]], m: Machine, seconds: float, rounds: int) -> None:
@@ -131,7 +134,7 @@ def print_table(results: dict[str, list[Outcome]], m: Machine, seconds: float, r
         head = (
             f"{'scenario':<18}{'200':>6}{'503':>6}{'other':>12}{'designs/s':>11}{'vs base':>9}"
             f"{'200 p99':>9}{'503 p50/p99':>13}{'health p50/p99/max':>20}{'control p99':>13}"
-            f"{'load':>11}  verdict"
+            f"{'load':>11}  verdict (the targets it misses)"
         )
         print(head)
         print("-" * len(head) + "-" * 40)
@@ -150,13 +153,14 @@ def print_table(results: dict[str, list[Outcome]], m: Machine, seconds: float, r
                 others += f", t/o {o.tally.timeouts}"
             refused = o.latencies(503)
             health = f"{_ms(o.health, 0.5)}/{_ms(o.health, 0.99)}/{_ms(o.health, 1.0)}"
-            ok, wants = verdict(o, base if o is not base else None)
+            missed = verdict(o, base if o is not base else None)
+            said = "PASS" if not missed else "FAIL: " + ", ".join(missed)
             print(
                 f"{o.name:<18}{o.count(200):>6}{o.count(503):>6}{others:>12}{o.goodput:>11.0f}"
                 f"{ratio:>9}{_ms(o.latencies(200), 0.99):>9}"
                 f"{_ms(refused, 0.5) + '/' + _ms(refused, 0.99):>13}{health:>20}"
                 f"{_ms(o.control, 0.99):>13}"
-                f"{o.load[0]:>5.1f}-{o.load[1]:<5.1f}  {'PASS' if ok else 'FAIL'} ({wants})"
+                f"{o.load[0]:>5.1f}-{o.load[1]:<5.1f}  {said}"
             )
         for o in runs:
             if o.held is not None:
