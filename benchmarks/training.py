@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.candidates import CANDIDATES
 from benchmarks.procs import machine
 from fashion_core.quiet import quiet_tensorflow
 
@@ -93,14 +94,14 @@ def seed_loop(images: np.ndarray, batch: int, bfloat16: bool = False) -> Timed:
     return timed
 
 
-def trainer(images: np.ndarray, overrides: list[str]) -> tuple[Timed, int]:
-    """This trainer's step for the seed profile with ``overrides``; (timed, batch size)."""
+def trainer(images: np.ndarray, overrides: list[str], profile: str = "seed") -> tuple[Timed, int]:
+    """This trainer's step for ``profile`` with ``overrides``; (timed, batch size)."""
     from training.config import make_config
     from training.data import Feed, prefetched
     from training.devices import place
     from training.parts import build_parts
 
-    cfg = make_config("seed", overrides)
+    cfg = make_config(profile, overrides)
     placement = place(cfg)
     with placement.scope():
         parts = build_parts(cfg)
@@ -141,6 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--seed-bfloat16", action="store_true", help="also the seed loop in bfloat16")
     p.add_argument("--all", action="store_true", help="also the XLA and bfloat16 variants")
+    p.add_argument(
+        "--recipe",
+        action="append",
+        default=[],
+        choices=list(CANDIDATES),
+        help="also a candidate recipe of benchmarks.candidates (its own batch and widths)",
+    )
+    p.add_argument(
+        "--seconds", type=float, default=0.0, help="per round: time this long, not --steps steps"
+    )
     args = p.parse_args(argv)
     quiet_tensorflow()
     from fashion_core.dataset import load
@@ -156,16 +167,24 @@ def main(argv: list[str] | None = None) -> int:
     for name, overrides in (VARIANTS | SLOW_VARIANTS if args.all else VARIANTS).items():
         if not args.only or any(o in name for o in args.only):
             contenders[name] = trainer(images, overrides)
-    for name, (timed, _) in contenders.items():
+    for name in args.recipe:
+        profile, overrides = CANDIDATES[name]
+        contenders[f"recipe {name}"] = trainer(images, overrides, profile)
+    steps: dict[str, int] = {}
+    for name, (timed, _batch) in contenders.items():
         print(f"warming up: {name}", file=sys.stderr, flush=True)
         timed(max(args.steps // 4, 16) + 16)  # compile, then let the thread pools settle
+        # with --seconds, each variant gets the number of steps that takes that long
+        per_step = timed(16) / 16
+        steps[name] = max(16, round(args.seconds / per_step)) if args.seconds else args.steps
     rows = {name: Row(name, batch, []) for name, (_, batch) in contenders.items()}
     for n in range(args.rounds):
         for name, (timed, batch) in contenders.items():
-            rows[name].rates.append(args.steps * batch / timed(args.steps))
+            rows[name].rates.append(steps[name] * batch / timed(steps[name]))
             print(f"round {n + 1}: {name} {rows[name].rates[-1]:.0f} images/s", file=sys.stderr)
     base = rows["seed loop (tf.function)"].images_per_s
-    print(f"\n{args.steps} steps x {args.rounds} rounds each, interleaved; median images/s\n")
+    each = f"{args.seconds:.0f} s" if args.seconds else f"{args.steps} steps"
+    print(f"\n{each} x {args.rounds} rounds each, interleaved; median images/s\n")
     print(f"| {'variant':<42} | batch | images/s | vs seed loop |")
     print(f"|{'-' * 44}|------:|---------:|-------------:|")
     for row in rows.values():

@@ -20,6 +20,8 @@ from fashion_core.versions import list_versions, version_dir
 
 ROWS = [  # (figure, generated key, real floor key)
     ("fid", "fid", "fid_real_floor"),
+    ("precision", "precision", "precision_real_floor"),
+    ("recall", "recall", "recall_real_floor"),
     ("class_kl_to_uniform", "class_kl_to_uniform", "class_kl_real_floor"),
     ("nn_distance_mean", "nn_distance_mean", "nn_distance_real_floor_mean"),
     ("nn_distance_median", "nn_distance_median", "nn_distance_real_floor_median"),

@@ -78,3 +78,52 @@ def nearest_train_distances(images: np.ndarray, x_train: np.ndarray) -> np.ndarr
     # makes a copied training image read 0.0, not 0.03
     nearest = to_unit_range(x_train[best_idx]).reshape(len(q), -1).astype(np.float64)
     return np.asarray(np.linalg.norm(q.astype(np.float64) - nearest, axis=1))
+
+
+def _pairwise_sq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances (len(a), len(b)), float32, clipped at 0."""
+    d = np.sum(a * a, axis=1)[:, None] + np.sum(b * b, axis=1)[None, :] - 2.0 * (a @ b.T)
+    return np.asarray(np.maximum(d, 0.0))
+
+
+def knn_radii(features: np.ndarray, k: int, chunk: int = 1000) -> np.ndarray:
+    """Squared distance from each row to its k-th nearest other row (the k-NN ball)."""
+    f = features.astype(np.float32)
+    out = np.empty(len(f), dtype=np.float32)
+    for start in range(0, len(f), chunk):
+        d = _pairwise_sq(f[start : start + chunk], f)
+        # the row itself is at distance 0: the (k+1)-th smallest is the k-th other row
+        out[start : start + chunk] = np.partition(d, k, axis=1)[:, k]
+    return out
+
+
+def _covered(queries: np.ndarray, centres: np.ndarray, radii: np.ndarray, chunk: int) -> float:
+    """Share of ``queries`` inside at least one ball (centre, radius)."""
+    q, c = queries.astype(np.float32), centres.astype(np.float32)
+    inside = 0
+    for start in range(0, len(q), chunk):
+        d = _pairwise_sq(q[start : start + chunk], c)
+        inside += int(np.count_nonzero((d <= radii[None, :]).any(axis=1)))
+    return inside / len(q)
+
+
+def precision_recall(
+    real: np.ndarray,
+    fake: np.ndarray,
+    k: int = 3,
+    chunk: int = 1000,
+    real_radii: np.ndarray | None = None,
+) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) in a feature space.
+
+    Precision: the share of generated samples inside the k-NN ball of some real sample (how
+    many designs look like real ones: fidelity). Recall: the share of real samples inside the
+    k-NN ball of some generated sample (how much of the real variety is drawn: diversity).
+    FID folds both into one number; these two tell blur (precision falls) from a missing class
+    (recall falls) apart. ``real_radii``: ``knn_radii(real, k)`` when already computed."""
+    if min(len(real), len(fake)) <= k:
+        raise EvaluateError(f"precision and recall need more than k={k} samples on each side.")
+    radii = knn_radii(real, k, chunk) if real_radii is None else real_radii
+    precision = _covered(fake, real, radii, chunk)
+    recall = _covered(real, fake, knn_radii(fake, k, chunk), chunk)
+    return precision, recall

@@ -38,7 +38,7 @@ def measure(
     figures = Evaluator(data, classifier).figures(
         generate, samples=samples, latent_dim=latent_dim_of(generator)
     )
-    return {**figures, "classifier": str(classifier_path)}
+    return {**figures, "classifier": classifier_path.name}
 
 
 def release(
@@ -51,14 +51,17 @@ def release(
     model_name: str,
     log: Log = print,
     on_phase: Callable[[str], None] = lambda _phase: None,
+    quality: dict[str, Any] | None = None,
 ) -> Published:
-    """Measure (when ``data`` is given) and publish; ``on_phase`` hears "evaluating" and
-    "publishing" (the training job's progress)."""
-    quality: dict[str, Any] = {"skipped": "no data given"}
+    """Measure (when ``data`` is given and ``quality`` is not already measured) and publish;
+    ``on_phase`` hears "evaluating" and "publishing" (the training job's progress)."""
     data_info: dict[str, Any] = {}
     if data is not None:
-        on_phase("evaluating")
         data_info = {"name": "fashion-mnist", "source": data.source, "sha256": data.sha256}
+    if quality is None and data is None:
+        quality = {"skipped": "no data given"}
+    if quality is None and data is not None:
+        on_phase("evaluating")
         quality = measure(generator, data, classifier_path, eval_samples, log)
         if "fid" in quality:
             log(
@@ -77,4 +80,7 @@ def record_in_run(run_dir: Path, version: int) -> None:
     """Record in the training run's state.json that its generator is published as ``version``:
     the next training command with that folder starts a new run instead of publishing again."""
     state = atomic.read_json(run_dir / "state.json", default={})
-    atomic.write_json(run_dir / "state.json", {**state, "published_version": version})
+    # a progressive job publishes along the way: its run ends with its budget, not here
+    progressive = (state.get("config") or {}).get("time_budget_s", 0) > 0
+    state = {**state, "published_version": version, "finished": not progressive}
+    atomic.write_json(run_dir / "state.json", state)

@@ -62,11 +62,18 @@ class JobState:
     progress: float = 0.0
     losses: dict[str, float] = field(default_factory=dict)
     images_per_s: float | None = None
-    version: int | None = None  # published by the job
+    version: int | None = None  # the newest published by the job
+    # a progressive job: still improving, when the next candidate is judged, what it published
+    improving: bool = False
+    next_candidate_at: float | None = None
+    clock_s: float | None = None
+    budget_s: float | None = None
+    published: list[int] = field(default_factory=list)
+    last_candidate: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        for key in ("started", "finished", "retry_at"):
+        for key in ("started", "finished", "retry_at", "next_candidate_at"):
             if out[key] is not None:
                 out[key] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(out[key]))
         return out
@@ -147,6 +154,11 @@ class TrainingJobs:
             job.phase, job.epoch, job.epochs = p.phase, p.epoch, p.epochs
             job.step, job.steps, job.losses = p.step, p.steps, p.losses
             job.images_per_s, job.version = p.images_per_s, p.version
+            job.clock_s, job.budget_s, job.published = p.clock_s, p.budget_s, p.published
+            job.last_candidate = p.last_candidate
+            # only a running job improves: a killed one's file says nothing about the future
+            job.improving = p.improving and job.state == "running"
+            job.next_candidate_at = p.next_candidate_at if job.improving else None
             job.progress = 1.0 if job.state == "succeeded" else p.fraction
         return job
 

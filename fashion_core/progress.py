@@ -11,7 +11,7 @@ from typing import Any
 
 from fashion_core import atomic
 
-PHASES = ("starting", "training", "evaluating", "publishing", "done")
+PHASES = ("starting", "training", "evaluating", "publishing", "preparing the evaluator", "done")
 
 
 @dataclass
@@ -23,12 +23,24 @@ class Progress:
     steps: int | None = None  # steps per epoch
     losses: dict[str, float] = field(default_factory=dict)
     images_per_s: float | None = None
-    version: int | None = None  # published by this run
+    version: int | None = None  # the newest published by this run
     updated: float = 0.0
+    # a progressive job (training/progressive.py): job seconds against the budget, whether it
+    # is still improving, when the next candidate is judged (Unix time, estimated), the
+    # versions it published and the last candidate's outcome
+    clock_s: float | None = None
+    budget_s: float | None = None
+    improving: bool = False
+    next_candidate_at: float | None = None
+    published: list[int] = field(default_factory=list)
+    last_candidate: dict[str, Any] | None = None
 
     @property
     def fraction(self) -> float:
         """0..1 over the whole run (training only; evaluation and publish count as done)."""
+        if self.budget_s:  # a progressive job: its clock against its budget
+            done = self.phase == "done"
+            return 1.0 if done else round(min(1.0, (self.clock_s or 0) / self.budget_s), 4)
         if self.phase in ("evaluating", "publishing", "done"):
             return 1.0
         if not self.epochs:

@@ -114,8 +114,9 @@ def _load(base: Path, version: int, max_batch: int) -> Generador:
 
 def _train(s: Settings, base: Path, profile: str, log: Callable[[str], None]) -> None:
     """Start (or join) a training job exactly as a gateway's miss does (the local job runner or
-    GATEWAY_TRAINER_URL's, the same back-off after a failure) and wait for its end, relaying
-    its log lines."""
+    GATEWAY_TRAINER_URL's, the same back-off after a failure) and wait for its first version
+    (a progressive job goes on publishing better ones; the next call loads the newest),
+    relaying its log lines."""
     trainer = make_trainer(replace(s, model_base_path=base))
     job, started = asyncio.run(trainer.start(profile, automatic=True))
     log(
@@ -127,14 +128,15 @@ def _train(s: Settings, base: Path, profile: str, log: Callable[[str], None]) ->
         )
     )
     seen: list[str] = []
-    while job.get("state") == "running":
+    while job.get("state") == "running" and not _published(base):
         time.sleep(POLL_S)
         job = asyncio.run(trainer.state())
         for line in job.get("log_tail") or []:
             if line not in seen:
                 log(line)
                 seen.append(line)
-    if job.get("state") != "succeeded" or not _published(base):
+    # a progressive job is still running when its first version lands: a version is success
+    if not _published(base):
         retry = f"; the next try waits until {job['retry_at']}" if job.get("retry_at") else ""
         raise ModelError(
             f"the training job failed: {job.get('error') or 'it published no version'}{retry}."

@@ -21,6 +21,10 @@ from gateway.settings import Settings
 QUALITY_KEYS = (
     "fid",
     "fid_real_floor",
+    "precision",
+    "precision_real_floor",
+    "recall",
+    "recall_real_floor",
     "class_kl_to_uniform",
     "class_kl_real_floor",
     "nn_distance_mean",
@@ -43,7 +47,16 @@ def _summary(card: Any) -> dict[str, Any]:
         "created": card.get("created"),
         "profile": training.get("profile"),
         "epochs": training.get("epochs"),
-        "quality": {k: quality[k] for k in QUALITY_KEYS if isinstance(quality.get(k), int | float)},
+        "quality": {
+            **{k: quality[k] for k in QUALITY_KEYS if isinstance(quality.get(k), int | float)},
+            # which evaluator measured them: FIDs of different evaluators are not comparable,
+            # and a card without a name is the previous evaluator's (a history figure)
+            **(
+                {"evaluator": quality["evaluator"]}
+                if isinstance(quality.get("evaluator"), str)
+                else {}
+            ),
+        },
     }
 
 

@@ -29,7 +29,10 @@ class LocalTrainer:
     work (the REST backend's JSON parsing, ...) needs."""
 
     def __init__(self, settings: Settings) -> None:
-        self.jobs = TrainingJobs(settings.jobs_dir, settings.model_base_path)
+        # a progressive job never prunes a version the labels file names
+        labels = settings.model_config_file
+        extra = ("--model-config-file", str(labels)) if labels else ()
+        self.jobs = TrainingJobs(settings.jobs_dir, settings.model_base_path, extra_args=extra)
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="trainer")
 
     async def start(self, profile: str, automatic: bool = True) -> tuple[dict[str, Any], bool]:

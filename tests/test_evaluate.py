@@ -17,9 +17,14 @@ import pytest
 
 from evaluation import EvaluateError
 from evaluation.__main__ import main
-from evaluation.classifier import load_or_train_classifier
-from evaluation.figures import quality_figures
-from evaluation.metrics import class_kl_to_uniform, class_shares, frechet_distance
+from evaluation.classifier import EVALUATOR, info_path, load_or_train_classifier
+from evaluation.figures import Evaluator, quality_figures
+from evaluation.metrics import (
+    class_kl_to_uniform,
+    class_shares,
+    frechet_distance,
+    precision_recall,
+)
 from fashion_core.dataset import FashionMNIST, to_unit_range
 from tests.conftest import REPO
 
@@ -74,8 +79,12 @@ def test_classifier_round_trips_through_its_file(classifier_path: Path, data: Fa
     x = to_unit_range(data.x_test[:8])
     np.testing.assert_allclose(first(x).numpy(), second(x).numpy(), rtol=1e-6)
     assert first.get_layer("features").units == 128
-    # the atomic save leaves no temp file beside it
-    assert [p.name for p in classifier_path.parent.iterdir()] == [classifier_path.name]
+    # the atomic save leaves no temp file beside it; the sidecar says how well it reads
+    names = sorted(p.name for p in classifier_path.parent.iterdir())
+    assert names == sorted([classifier_path.name, info_path(classifier_path).name])
+    info = json.loads(info_path(classifier_path).read_text())
+    assert info["evaluator"] == EVALUATOR and info["train_samples"] == 5000
+    assert 0.5 < info["test_accuracy"] <= 1 and len(info["test_accuracy_per_class"]) == 10
 
 
 def test_classifier_that_does_not_fit_is_retrained(tmp_path: Path, data: FashionMNIST) -> None:
@@ -91,6 +100,24 @@ def test_classifier_that_does_not_fit_is_retrained(tmp_path: Path, data: Fashion
     assert model.output_shape == (None, 10)
 
 
+def test_the_previous_evaluators_classifier_is_not_reused(
+    tmp_path: Path, data: FashionMNIST
+) -> None:
+    """A cached classifier of the previous evaluator (first layer strided by 2) fits every
+    shape check, but its figures are on another scale: it is retrained, not loaded."""
+    import keras
+
+    path = tmp_path / "clf.keras"
+    img = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(32, 3, 2, "same", activation="relu")(img)
+    x = keras.layers.Dense(128, name="features")(keras.layers.Flatten()(x))
+    keras.Model(img, keras.layers.Dense(10)(x), name="fmnist_classifier").save(path)
+    messages: list[str] = []
+    model = load_or_train_classifier(path, data, log=messages.append, epochs=1, train_samples=256)
+    assert "not this evaluator's" in messages[0]
+    assert model.name == EVALUATOR.replace("-", "_")
+
+
 # --- the figures ---------------------------------------------------------------------------------
 
 
@@ -103,6 +130,33 @@ def test_frechet_distance_is_zero_for_equal_and_finite_for_singular() -> None:
     fid = frechet_distance(mu + 1.0, dead, mu, sigma)
     assert math.isfinite(fid)
     assert fid == pytest.approx(8.0 + float(np.trace(sigma)), rel=1e-6)
+
+
+def test_precision_and_recall_tell_fidelity_from_diversity() -> None:
+    rng = np.random.default_rng(1)
+    real = rng.normal(size=(600, 16))
+    assert precision_recall(real, real.copy()) == (1.0, 1.0)
+    # a few designs repeated: each lies among the real ones (fidelity), little variety
+    collapsed = np.repeat(real[:10], 60, axis=0) + rng.normal(scale=1e-3, size=(600, 16))
+    precision, recall = precision_recall(real, collapsed)
+    assert precision > 0.95 and recall < 0.2
+    # designs far from every real image, with all their variety: neither
+    assert precision_recall(real, real + 25.0) == (0.0, 0.0)
+    with pytest.raises(EvaluateError, match="more than k=3"):
+        precision_recall(real[:3], real)
+
+
+def test_blur_is_seen(data: FashionMNIST, classifier: object) -> None:
+    """Even the session's one-epoch classifier sees blur: the evaluator's reason to exist."""
+    from scipy.ndimage import gaussian_filter
+
+    evaluator = Evaluator(data, classifier)
+    real = evaluator.floor_images(SAMPLES)
+    sharp = evaluator.figures_of_images(real)
+    blurred = evaluator.figures_of_images(gaussian_filter(real, sigma=(0, 1.0, 1.0, 0)))
+    assert sharp["fid"] == pytest.approx(sharp["fid_real_floor"])
+    assert blurred["fid"] > 5 * sharp["fid"] and blurred["recall"] < sharp["recall"] - 0.2
+    assert blurred["evaluator"] == sharp["evaluator"] == EVALUATOR
 
 
 def test_class_kl_spans_zero_to_log10() -> None:
@@ -185,8 +239,9 @@ def test_cli_prints_a_versions_figures(
     lines = out.splitlines()
     top = next(i for i, line in enumerate(lines) if line.startswith("figure"))
     assert lines[top].split() == ["figure", "generated", "real", "floor"]
-    rows = {line.split()[0]: line.split()[1:] for line in lines[top + 1 : top + 5]}
-    for name in ("fid", "class_kl_to_uniform", "nn_distance_mean", "nn_distance_median"):
+    rows = {line.split()[0]: line.split()[1:] for line in lines[top + 1 : top + 7]}
+    names = ["fid", "precision", "recall", "class_kl_to_uniform", "nn_distance_mean"]
+    for name in [*names, "nn_distance_median"]:
         generated, floor = (float(v) for v in rows[name])
         assert math.isfinite(generated) and math.isfinite(floor)
     assert float(rows["fid"][0]) > float(rows["fid"][1])

@@ -69,7 +69,10 @@ def test_sheet_loads_and_decodes(browser: Any, gallery: str) -> None:
     card = requests.get(gallery + "/api/versions", timeout=30).json()["versions"]
     fid = next(v for v in card if v["version"] == 2)["quality"]["fid"]
     shown = f"{fid:.1f}" if fid >= 100 else f"{fid:.3f}"  # as gallery.js's fmt() writes it
-    assert f"FID\n{shown} (real data:" in browser.find_element("id", "quality").text
+    panel = browser.find_element("id", "quality").text
+    assert f"FID\n{shown} (real data:" in panel
+    # fidelity and diversity apart, beside the real data's (issue 16)
+    assert "Precision (designs that look real)" in panel and "Recall (real variety" in panel
 
 
 def test_new_designs_changes_the_sheet_from_the_keyboard(browser: Any, gallery: str) -> None:

@@ -59,11 +59,17 @@ def test_one_compiled_call_updates_both_networks_and_the_ema() -> None:
 
 
 def test_ema_decay_warms_up() -> None:
+    from training.config import make_config
     from training.parts import ema_decay_at
 
-    assert float(ema_decay_at(0.999, 0.0)) == pytest.approx(0.1)
-    assert float(ema_decay_at(0.999, 90.0)) == pytest.approx(0.91)
-    assert float(ema_decay_at(0.999, 1e6)) == pytest.approx(0.999)
+    cfg = make_config("smoke", ["ema_decay=0.999", "ema_kimg=0"])
+    assert float(ema_decay_at(cfg, 0.0)) == pytest.approx(0.1)
+    assert float(ema_decay_at(cfg, 90.0)) == pytest.approx(0.91)
+    assert float(ema_decay_at(cfg, 1e6)) == pytest.approx(0.999)
+    # by half-life in images: 10 kimg at batch 16 -> 0.5 ** (16 / 10000), ramped up before
+    cfg = make_config("smoke", ["batch_size=16", "ema_kimg=10", "ema_rampup=0.05"])
+    assert float(ema_decay_at(cfg, 1e6)) == pytest.approx(0.5 ** (16 / 10000))
+    assert float(ema_decay_at(cfg, 0.0)) < float(ema_decay_at(cfg, 1000.0))
 
 
 @pytest.mark.parametrize("loss", ["nonsat", "hinge"])

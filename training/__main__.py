@@ -12,19 +12,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from export.cli_options import add_release_options
-from fashion_core import atomic
 from fashion_core.cards import training_section
 from fashion_core.dataset import DataError
 from fashion_core.progress import ProgressFile
 from fashion_core.quiet import quiet_tensorflow
-from training.config import PROFILES, ConfigError, TrainConfig, make_config
+from training.config import PROFILES, ConfigError, make_config
+from training.publishing import (
+    PublishFailed,
+    export_elsewhere,
+    progressive_job,
+    publish_here,
+    save_keras,
+)
 from training.runs import RunError
 
 
@@ -64,6 +68,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="where the generator is also saved as a .keras file",
     )
     p.add_argument("--no-publish", action="store_true", help="train only; publish nothing")
+    p.add_argument(
+        "--model-config-file",
+        type=Path,
+        default=os.environ.get("MODEL_CONFIG_FILE") or None,
+        help="TF Serving's models.config: a progressive job never prunes the versions it "
+        "names (default: $MODEL_CONFIG_FILE)",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-step progress bar")
     p.add_argument(
         "--progress-file",
@@ -72,24 +83,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="write progress as JSON here (epoch, step, losses, images/s, published version)",
     )
     return p.parse_args(argv)
-
-
-def export_elsewhere(args: argparse.Namespace, cfg: TrainConfig, run_dir: Path) -> int:
-    """Publish through ``python -m export`` under TensorFlow: a run trained under another
-    backend saved its generator as .keras, which any backend loads; only TensorFlow writes
-    SavedModels."""
-    cmd = [
-        sys.executable, "-m", "export", "--generator", str(args.keras_out),
-        "--model-base-path", str(args.model_base_path), "--run-dir", str(run_dir),
-        "--eval-samples", str(cfg.eval_samples), "--model-name", args.model_name,
-        "--classifier", str(args.classifier),
-    ]  # fmt: skip
-    if args.data_dir:
-        cmd += ["--data-dir", str(args.data_dir)]
-    if args.progress_file:
-        cmd += ["--progress-file", str(args.progress_file)]
-    print(f"Publicando con TensorFlow: {shlex.join(cmd[1:])}", flush=True)
-    return subprocess.run(cmd, env={**os.environ, "KERAS_BACKEND": "tensorflow"}).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = args.run_dir or Path("runs") / cfg.profile
     log(f"Perfil {cfg.profile}: {cfg.epochs} épocas, lote {cfg.batch_size}, datos {data.source}")
     progress = ProgressFile(args.progress_file)
+    driver = progressive_job(args, cfg, data, run_dir, log, progress) if cfg.time_budget_s else None
     started = time.perf_counter()
     try:
         result = train(
@@ -131,41 +125,41 @@ def main(argv: list[str] | None = None) -> int:
             fresh=args.fresh,
             verbose=0 if args.quiet else 1,
             progress=progress,
+            driver=driver,
         )
     except (RunError, DeviceError, CheckpointError) as exc:
         print(exc, file=sys.stderr)
         return 2
+    except PublishFailed as exc:
+        print(f"Publishing failed, the run is kept in {run_dir}: {exc}", file=sys.stderr)
+        return 1
     log(f"Entrenamiento terminado en {time.perf_counter() - started:.1f}s")
-    args.keras_out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_keras = args.keras_out.with_name(f".{args.keras_out.stem}.tmp.keras")
-    result.generator.save(tmp_keras)
-    atomic.replace(tmp_keras, args.keras_out)
+    save_keras(result.generator, args.keras_out)
+    if driver is not None:  # published along the way
+        progress.update(force=True, phase="done", improving=False, next_candidate_at=None)
+        return 0
     if args.no_publish:
         return 0
     if keras.backend.backend() != "tensorflow":
         return export_elsewhere(args, cfg, run_dir)
-    from export.publish import PublishError
-    from export.release import record_in_run, release
+    from export.release import record_in_run
 
-    training = training_section(result.state, run_dir)
     try:
-        published = release(
-            result.generator,
-            args.model_base_path,
+        version = publish_here(
+            args,
+            cfg,
             data,
-            args.classifier,
-            cfg.eval_samples,
-            training,
-            args.model_name,
-            log=log,
-            on_phase=lambda phase: progress.update(force=True, phase=phase),
+            result.generator,
+            training_section(result.state, run_dir),
+            None,
+            progress,
         )
-    except (PublishError, OSError) as exc:
+    except PublishFailed as exc:
         # the trained run stays in --run-dir: the same command publishes it without retraining
         print(f"Publishing failed, the run is kept in {run_dir}: {exc}", file=sys.stderr)
         return 1
-    record_in_run(run_dir, published.version)
-    progress.update(force=True, phase="done", version=published.version)
+    record_in_run(run_dir, version)
+    progress.update(force=True, phase="done", version=version)
     return 0
 
 

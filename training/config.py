@@ -15,6 +15,9 @@ from fashion_core.contract import PROFILES as PROFILE_NAMES
 
 LOSSES = ("nonsat", "hinge")
 PRECISIONS = ("float32", "mixed_bfloat16")
+D_NORMS = ("none", "spectral")
+AUGMENTS = ("none", "translation", "translation,cutout")
+LR_DECAYS = ("none", "cosine")
 
 
 @dataclass(frozen=True)
@@ -31,11 +34,38 @@ class TrainConfig:
     # exponential moving average of the generator's weights and BatchNorm statistics; the EMA
     # generator is the one sheets show and export publishes. 0 = off (the seed's recipe)
     ema_decay: float = 0.0
+    # or an EMA by half-life in images (StyleGAN2's ema_kimg), growing with training as
+    # ema_rampup x the images seen until it reaches ema_kimg thousand: the average then always
+    # spans the last few per cent of the run, early (fast progress) and late (fine detail)
+    ema_kimg: float = 0.0
+    ema_rampup: float = 0.0
     latent_dim: int = LATENT_DIM
     # filters of every layer relative to the seed's (1.0 = 256/128/64 and 64/128)
     width: float = 1.0
+    # the discriminator's own width (None = ``width``)
+    d_width: float | None = None
+    # the seed's discriminator: dropout 0.3 after each convolution, no normalisation
+    d_dropout: float = 0.3
+    # "spectral": spectral normalisation of every discriminator layer (Miyato et al. 2018)
+    d_norm: str = "none"
+    # DiffAugment (Zhao et al. 2020): the same random, differentiable shifts (and cut-outs) of
+    # real and generated images in front of the discriminator, never in front of the generator
+    augment: str = "none"
+    # lazy R1 (Mescheder et al. 2018; StyleGAN2's lazy form): gamma/2 |grad D(real)|^2, every
+    # r1_every steps with its weight multiplied by r1_every; 0 = off
+    r1_gamma: float = 0.0
+    r1_every: int = 16
+    # learning rates: linear warm-up over lr_warmup_steps, then optionally a cosine decay to
+    # lr_floor x the rate at lr_decay_steps (0 = over the whole run)
+    lr_warmup_steps: int = 0
+    lr_decay: str = "none"
+    lr_decay_steps: int = 0
+    lr_floor: float = 0.1
     # None = all 60,000 training images; smaller numbers make the smoke profile fast
     train_samples: int | None = None
+    # images per epoch, drawn afresh from the (train_samples) images each epoch; None = all
+    # of them once. Shorter epochs mean more frequent checkpoints and publish points.
+    epoch_images: int | None = None
     seed: int = 1234
     # "mixed_bfloat16" computes in bfloat16 and keeps float32 weights; the export is float32.
     # Only where the hardware has bfloat16 arithmetic (GPUs, CPUs with AVX512-BF16 or AMX):
@@ -50,13 +80,24 @@ class TrainConfig:
     devices: int = 1
     # samples used for the quality figures at export (FID, mode coverage, memorisation)
     eval_samples: int = 10000
+    # a progressive job (training.progressive) when > 0: train until this many seconds of job
+    # time, judging a candidate at each publish point; `epochs` is then only an upper bound
+    time_budget_s: float = 0.0
+    # publish points, seconds of job time: the listed ones, then one every publish_every_s
+    publish_at_s: str = ""
+    publish_every_s: float = 0.0
+    # also a candidate every this many epochs (0 = off): points that do not depend on the
+    # machine's speed, for tests and for comparing runs
+    publish_every_epochs: int = 0
+    # a progressive job keeps the newest this many versions (and every labelled one)
+    keep_versions: int = 3
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @property
     def exports_ema(self) -> bool:
-        return self.ema_decay > 0
+        return self.ema_decay > 0 or self.ema_kimg > 0
 
 
 PROFILES: dict[str, TrainConfig] = {
@@ -64,21 +105,31 @@ PROFILES: dict[str, TrainConfig] = {
     "seed": TrainConfig(profile="seed", epochs=50),
     # end to end in seconds on 2 CPU cores: for tests and CI only, sheets are noise
     "smoke": TrainConfig(profile="smoke", epochs=2, train_samples=256, eval_samples=256),
-    # recognisable garments in under 5 minutes on 2 CPU cores: half width, the default's Adam
-    # and EMA, batch 16 (more updates for the same images; measured best of 16/32/64 at this
-    # budget, docs/benchmarks.md), 4 epochs of 30,000 images
+    # a job that keeps improving (training/progressive.py), tuned for quality per minute of
+    # 2 CPU cores (docs/benchmarks.md): the seed's layers at half width, batch 16, Adam 4e-4
+    # (beta_1 0.5), a discriminator without dropout held by lazy R1 (gamma 1, every 16 steps),
+    # the EMA generator (0.999) published; a first version after 80 s of training, a
+    # candidate at 255 s and then every 5 minutes, each published only if the evaluator rates
+    # it better than the version being served, for 60 minutes of job time
     "quick": TrainConfig(
         profile="quick",
-        epochs=4,
+        epochs=100000,  # an upper bound only: the time budget ends the job
         batch_size=16,
-        gen_lr=2e-4,
-        disc_lr=2e-4,
+        gen_lr=4e-4,
+        disc_lr=4e-4,
         beta_1=0.5,
         ema_decay=0.999,
         width=0.5,
-        train_samples=30000,
+        d_dropout=0.0,
+        r1_gamma=1.0,
+        r1_every=16,
+        epoch_images=8000,
         steps_per_execution=8,
-        eval_samples=2000,
+        eval_samples=10000,
+        time_budget_s=3600.0,
+        publish_at_s="80,255",
+        publish_every_s=300.0,
+        keep_versions=3,
     ),
     # the seed's networks at full width, Adam 2e-4 (beta_1 0.5) and the EMA generator exported
     "default": TrainConfig(
@@ -148,8 +199,29 @@ def _check(cfg: TrainConfig) -> None:
         raise ConfigError(
             f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}."
         )
+    if cfg.ema_kimg < 0 or cfg.ema_rampup < 0:
+        raise ConfigError("ema_kimg and ema_rampup must not be negative.")
     if not 0 <= cfg.ema_decay < 1:
         raise ConfigError(f"ema_decay must be in [0, 1), got {cfg.ema_decay}.")
+    for name, allowed in (("d_norm", D_NORMS), ("augment", AUGMENTS), ("lr_decay", LR_DECAYS)):
+        if getattr(cfg, name) not in allowed:
+            raise ConfigError(
+                f"{name} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}."
+            )
+    try:
+        points = [float(p) for p in cfg.publish_at_s.split(",") if p.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"publish_at_s must be seconds separated by commas, got {cfg.publish_at_s!r}."
+        ) from None
+    if cfg.time_budget_s < 0 or cfg.publish_every_s < 0 or any(p < 0 for p in points):
+        raise ConfigError("time_budget_s, publish_every_s and publish_at_s must not be negative.")
+    if cfg.publish_every_epochs < 0:
+        raise ConfigError("publish_every_epochs must not be negative.")
+    if cfg.keep_versions < 1:
+        raise ConfigError(f"keep_versions must be at least 1, got {cfg.keep_versions}.")
+    if cfg.r1_gamma < 0 or cfg.r1_every < 1 or not 0 <= cfg.d_dropout < 1:
+        raise ConfigError("r1_gamma must be >= 0, r1_every >= 1 and d_dropout in [0, 1).")
     if cfg.batch_size % cfg.devices:
         raise ConfigError(
             f"batch_size ({cfg.batch_size}) must be a multiple of devices ({cfg.devices})."

@@ -28,6 +28,7 @@ class Feed:
     latent_dim: int
     steps_per_execution: int
     seed: int
+    epoch_images: int | None = None  # an epoch's share of the images (None = all once)
 
     @classmethod
     def from_uint8(
@@ -37,12 +38,16 @@ class Feed:
         latent_dim: int,
         steps_per_execution: int,
         seed: int,
+        epoch_images: int | None = None,
     ) -> Feed:
-        return cls(to_unit_range(images), batch_size, latent_dim, steps_per_execution, seed)
+        return cls(
+            to_unit_range(images), batch_size, latent_dim, steps_per_execution, seed, epoch_images
+        )
 
     @property
     def steps(self) -> int:
-        return len(self.images) // self.batch_size
+        per_epoch = min(self.epoch_images or len(self.images), len(self.images))
+        return per_epoch // self.batch_size
 
     def chunks(self, epoch: int) -> Iterator[Chunk]:
         rng = np.random.default_rng([self.seed, epoch])

@@ -129,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     template = args.models_config_template
     if args.models_config and template and seed_models_config(args.models_config, template):
         print(f"jobserver: wrote the starting {args.models_config}", file=sys.stderr)
-    app = create_app(TrainingJobs(args.jobs_dir, args.model_base_path), args.profile, token)
+    # a progressive job never prunes the versions TF Serving's config names (labels, policy)
+    extra = ("--model-config-file", str(args.models_config)) if args.models_config else ()
+    jobs = TrainingJobs(args.jobs_dir, args.model_base_path, extra_args=extra)
+    app = create_app(jobs, args.profile, token)
     uvicorn.run(app, host=args.host, port=args.port)
     return 0
 

@@ -11,6 +11,7 @@ import keras
 from keras import layers
 
 from fashion_core.contract import IMAGE_SHAPE, LATENT_DIM
+from training.augment import DiffAugment
 
 
 def _w(filters: int, width: float) -> int:
@@ -47,18 +48,41 @@ def build_generator(
     return keras.Model(z, img, name="generator")
 
 
-def build_discriminator(width: float = 1.0, dtype: str | None = None) -> keras.Model:
-    """image (28, 28, 1) -> real/fake logit (1,). Training only: never exported."""
+def build_discriminator(
+    width: float = 1.0,
+    dtype: str | None = None,
+    *,
+    dropout: float = 0.3,
+    norm: str = "none",
+    augment: str = "none",
+    seed: int = 0,
+) -> keras.Model:
+    """image (28, 28, 1) -> real/fake logit (1,). Training only: never exported.
+
+    The seed's layers (Conv2D 28->14->7, LeakyReLU, Dropout, Dense logit); a recipe may put
+    DiffAugment in front (``augment``), wrap every layer in spectral normalisation (``norm``)
+    or change the dropout."""
     c1, c2 = _w(64, width), _w(128, width)
+
+    def normed(layer: layers.Layer) -> layers.Layer:
+        if norm == "spectral":
+            return layers.SpectralNormalization(layer, dtype=dtype)
+        return layer
+
     img = keras.Input(IMAGE_SHAPE, name="image")
-    x = layers.Conv2D(c1, 5, strides=2, padding="same", dtype=dtype)(img)
+    x = img
+    if augment != "none":
+        x = DiffAugment(augment, seed=seed, dtype=dtype)(x)
+    x = normed(layers.Conv2D(c1, 5, strides=2, padding="same", dtype=dtype))(x)
     assert tuple(x.shape) == (None, 14, 14, c1)
     x = layers.LeakyReLU(dtype=dtype)(x)
-    x = layers.Dropout(0.3, dtype=dtype)(x)
-    x = layers.Conv2D(c2, 5, strides=2, padding="same", dtype=dtype)(x)
+    if dropout:
+        x = layers.Dropout(dropout, dtype=dtype)(x)
+    x = normed(layers.Conv2D(c2, 5, strides=2, padding="same", dtype=dtype))(x)
     assert tuple(x.shape) == (None, 7, 7, c2)
     x = layers.LeakyReLU(dtype=dtype)(x)
-    x = layers.Dropout(0.3, dtype=dtype)(x)
+    if dropout:
+        x = layers.Dropout(dropout, dtype=dtype)(x)
     x = layers.Flatten(dtype=dtype)(x)
-    logit = layers.Dense(1, dtype="float32")(x)  # losses in float32
+    logit = normed(layers.Dense(1, dtype="float32"))(x)  # losses in float32
     return keras.Model(img, logit, name="discriminator")

@@ -10,7 +10,10 @@ A run folder holds everything of one run:
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +27,23 @@ class RunError(Exception):
     """The run folder cannot be resumed with this config (message: one sentence)."""
 
 
-def open_run(cfg: TrainConfig, run_dir: Path, fresh: bool) -> dict[str, Any]:
+def open_run(
+    cfg: TrainConfig, run_dir: Path, fresh: bool, log: Callable[[str], None] = print
+) -> dict[str, Any]:
     """The run's state: the unfinished (or finished, unpublished) run in ``run_dir`` with the
-    same config, else a new one (a published run is replaced; another config is refused)."""
+    same config, else a new one. A finished, published run is replaced; an unfinished run of
+    another config is set aside (renamed, kept) rather than blocking every later job."""
     state_file = run_dir / STATE
     if state_file.exists() and not fresh:
-        state: dict[str, Any] = json.loads(state_file.read_text())
+        try:
+            state: dict[str, Any] = json.loads(state_file.read_text())
+        except ValueError:
+            state = {}
         if state.get("config") != cfg.to_dict():
-            raise RunError(
-                f"{run_dir} holds a run with another config; pass --fresh to start over there "
-                "or choose another --run-dir."
-            )
-        if state.get("completed_epochs", 0) < cfg.epochs or "published_version" not in state:
+            if not is_over(state):
+                aside = set_aside(run_dir)
+                log(f"{run_dir} held an unfinished run of another config: kept as {aside.name}.")
+        elif not is_over(state):
             return state  # unfinished, or finished but never published: nothing is thrown away
         # that run finished and was published: this command asks for a new one
     if run_dir.exists():
@@ -50,6 +58,27 @@ def open_run(cfg: TrainConfig, run_dir: Path, fresh: bool) -> dict[str, Any]:
     }
     atomic.write_json(state_file, state)
     return state
+
+
+def is_over(state: dict[str, Any]) -> bool:
+    """Whether the run needs nothing more: it ended (a progressive job's budget, or every
+    epoch) and what it made is published."""
+    if state.get("finished"):
+        return True
+    config = state.get("config") or {}
+    epochs_done = state.get("completed_epochs", 0) >= config.get("epochs", float("inf"))
+    return bool(epochs_done and "published_version" in state)
+
+
+def set_aside(run_dir: Path) -> Path:
+    """Rename ``run_dir`` to a free ``<name>.set-aside-<time>`` beside it and return that."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    for n in range(1000):
+        aside = run_dir.with_name(f"{run_dir.name}.set-aside-{stamp}" + (f"-{n}" if n else ""))
+        if not aside.exists():
+            os.rename(run_dir, aside)
+            return aside
+    raise RunError(f"Could not set {run_dir} aside: too many set-aside runs beside it.")
 
 
 def save_state(run_dir: Path, state: dict[str, Any]) -> None:

@@ -60,6 +60,16 @@ def _make_step_chunk(parts: Parts, cfg: TrainConfig) -> Any:
     with_ema = parts.ema is not None
     one = jnp.ones((), jnp.float32)
     zero = jnp.zeros((), jnp.float32)
+    r1_weight = 0.5 * cfg.r1_gamma * cfg.r1_every  # lazy: every r1_every steps, scaled up
+
+    def r1_loss(d_tv: Any, d_ntv: Any, real: Any) -> Any:
+        """gamma/2 E|grad_x D(x)|^2 on real images, as step_tf's."""
+
+        def total(x: Any) -> Any:
+            return jnp.sum(d_net.stateless_call(d_tv, d_ntv, x, training=True)[0])
+
+        grad = jax.grad(total)(real)
+        return r1_weight * jnp.mean(jnp.sum(jnp.square(grad), axis=(1, 2, 3)))
 
     def step(state: list[Any], batch: tuple[Any, Any]) -> tuple[list[Any], tuple[Any, Any]]:
         g_tv, g_ntv, d_tv, d_ntv, g_ov, d_ov, ema = state
@@ -76,11 +86,19 @@ def _make_step_chunk(parts: Parts, cfg: TrainConfig) -> Any:
         (g_loss, d_loss), vjp, (g_ntv, d_ntv) = jax.vjp(forward, g_tv, d_tv, has_aux=True)
         g_grads, _ = vjp((one, zero))
         _, d_grads = vjp((zero, one))
+        if r1_weight:
+            due = d_ov[0] % cfg.r1_every == 0  # the optimizer's iteration count, as below
+            r1_grads = jax.lax.cond(
+                due,
+                lambda: jax.grad(r1_loss)(d_tv, d_ntv, real),
+                lambda: [jnp.zeros_like(v) for v in d_tv],
+            )
+            d_grads = [a + b for a, b in zip(d_grads, r1_grads, strict=True)]
         g_tv, g_ov = parts.g_opt.stateless_apply(g_ov, g_grads, g_tv)
         d_tv, d_ov = parts.d_opt.stateless_apply(d_ov, d_grads, d_tv)
         if with_ema:
             # the optimizer's iteration count is its first variable
-            rate = 1.0 - ema_decay_at(cfg.ema_decay, g_ov[0].astype(jnp.float32))
+            rate = 1.0 - ema_decay_at(cfg, g_ov[0].astype(jnp.float32))
             ema = [a + rate * (b - a) for a, b in zip(ema, [*g_tv, *g_ntv], strict=True)]
         return [g_tv, g_ntv, d_tv, d_ntv, g_ov, d_ov, ema], (g_loss, d_loss)
 

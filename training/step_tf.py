@@ -37,6 +37,16 @@ def _make_run(parts: Parts, cfg: TrainConfig, strategy: tf.distribute.Strategy) 
     loss_fn = LOSSES[cfg.loss]
     g_vars, d_vars = g_net.trainable_variables, d_net.trainable_variables
     pairs = list(zip(all_variables(ema), all_variables(g_net), strict=True)) if ema else []
+    r1_weight = 0.5 * cfg.r1_gamma * cfg.r1_every  # lazy: every r1_every steps, scaled up
+
+    def r1_penalty(real: tf.Tensor) -> tf.Tensor:
+        """gamma/2 E|grad_x D(x)|^2 on real images (recorded by the caller's tape too)."""
+        x = tf.identity(real)  # this branch's own tensor, not the captured outer one
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            total = tf.reduce_sum(d_net(x, training=True))
+        grad = tape.gradient(total, x)
+        return r1_weight * tf.reduce_mean(tf.reduce_sum(tf.square(grad), axis=[1, 2, 3]))
 
     def replica_step(real: tf.Tensor, noise: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         ctx = tf.distribute.get_replica_context()
@@ -53,14 +63,18 @@ def _make_run(parts: Parts, cfg: TrainConfig, strategy: tf.distribute.Strategy) 
             real_logits = d_net(real, training=True)
             fake_logits = d_net(fake, training=True)
             g_loss, d_loss = loss_fn(real_logits, fake_logits)
+            d_total = d_loss
+            if r1_weight:
+                due = tf.equal(parts.d_opt.iterations % cfg.r1_every, 0)
+                d_total += tf.cond(due, lambda: r1_penalty(real), lambda: tf.constant(0.0))
             # the optimizers sum gradients over replicas: each contributes 1/n of the mean
-            g_scaled, d_scaled = g_loss / n, d_loss / n
+            g_scaled, d_scaled = g_loss / n, d_total / n
         parts.g_opt.apply_gradients(zip(g_tape.gradient(g_scaled, g_vars), g_vars, strict=True))
         parts.d_opt.apply_gradients(zip(d_tape.gradient(d_scaled, d_vars), d_vars, strict=True))
         return g_loss, d_loss
 
     def update_ema() -> None:
-        rate = 1.0 - ema_decay_at(cfg.ema_decay, tf.cast(parts.g_opt.iterations, tf.float32))
+        rate = 1.0 - ema_decay_at(cfg, tf.cast(parts.g_opt.iterations, tf.float32))
         for avg, live in pairs:
             avg.assign(avg + rate * (live - avg))
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import keras
 import numpy as np
@@ -33,6 +33,17 @@ SHEET_ROWS = SHEET_COLS = 4
 Log = Callable[[str], None]
 
 
+class EpochDriver(Protocol):
+    """Decides, after each epoch, whether the run goes on (the progressive job's publish points
+    and time budget, ``training.progressive``). It may add to ``state``, which is saved after."""
+
+    def finished(self, state: dict[str, Any]) -> bool: ...
+
+    def after_epoch(self, epochs_done: int, generator: keras.Model, state: dict[str, Any]) -> bool:
+        """Return True to stop the run now."""
+        ...
+
+
 @dataclass
 class TrainResult:
     generator: keras.Model  # float32, the EMA generator when the recipe keeps one
@@ -47,15 +58,23 @@ def fixed_noise(cfg: TrainConfig) -> np.ndarray:
 
 
 def _epoch(
-    runner: Runner, feed: Feed, epoch: int, bar: keras.utils.Progbar | None, progress: ProgressFile
+    runner: Runner,
+    feed: Feed,
+    epoch: int,
+    bar: keras.utils.Progbar | None,
+    progress: ProgressFile,
+    on_chunk: Callable[[int], None] | None = None,
 ) -> tuple[float, float, float]:
-    """One epoch through the runner; returns (seconds, mean gen loss, mean disc loss)."""
+    """One epoch through the runner; returns (seconds, mean gen loss, mean disc loss).
+    ``on_chunk(steps done in the run)`` is called after every compiled call."""
     started = time.perf_counter()
     done, g_sum, d_sum = 0, 0.0, 0.0
     for real, noise in prefetched(feed.chunks(epoch)):
         g, d = runner.run(real, noise)
         k = len(real)
         done, g_sum, d_sum = done + k, g_sum + g * k, d_sum + d * k
+        if on_chunk is not None:
+            on_chunk(epoch * feed.steps + done)
         if bar is not None:
             bar.update(done, values=[("gen_loss", g), ("disc_loss", d)])
         seconds = time.perf_counter() - started
@@ -86,15 +105,19 @@ def train(
     verbose: int = 1,
     progress: ProgressFile | None = None,
     on_epoch: Callable[[int, keras.Model], None] | None = None,
+    on_chunk: Callable[[int, Callable[[], keras.Model]], None] | None = None,
+    driver: EpochDriver | None = None,
 ) -> TrainResult:
     """Train (or resume) the GAN described by ``cfg`` in ``run_dir``; returns the generator.
     ``progress`` receives epoch, step, losses and images/s as data (the job's progress.json);
     ``on_epoch(epochs_done, generator)`` is called after each epoch's checkpoint with the
-    generator sheets show (benchmarks score recipes along the way with it)."""
+    generator sheets show (benchmarks score recipes along the way with it); ``driver`` decides
+    after each epoch whether to stop (and publishes along the way). ``state["clock_s"]`` counts
+    the run's seconds of training (and whatever the driver adds), across resumes."""
     progress = progress or ProgressFile(None)
     # devices first: TensorFlow splits a CPU into logical devices only before its runtime starts
     placement: Placement = place(cfg)
-    state = open_run(cfg, run_dir, fresh)
+    state = open_run(cfg, run_dir, fresh, log)
     keras.utils.set_random_seed(cfg.seed)
     with placement.scope():
         parts = build_parts(cfg)
@@ -111,20 +134,36 @@ def train(
     runner = placement.runner(parts, cfg)
     images = data.x_train[: cfg.train_samples] if cfg.train_samples else data.x_train
     feed = Feed.from_uint8(
-        images, cfg.batch_size, cfg.latent_dim, cfg.steps_per_execution, cfg.seed
+        images, cfg.batch_size, cfg.latent_dim, cfg.steps_per_execution, cfg.seed, cfg.epoch_images
     )
     progress.update(force=True, epoch=initial, epochs=cfg.epochs, steps=feed.steps)
     noise = fixed_noise(cfg)
-    for epoch in range(initial, cfg.epochs):
+
+    def shown() -> keras.Model:
+        runner.sync()  # the JAX step keeps its state outside Keras until synced
+        return parts.shown
+
+    def chunk_hook(step: int) -> None:
+        if on_chunk is not None:
+            on_chunk(step, shown)
+
+    epochs = range(initial, cfg.epochs)
+    if driver is not None and driver.finished(state):
+        epochs = range(0)
+    for epoch in epochs:
         progress.update(force=True, phase="training", epoch=epoch, step=0)
         bar = keras.utils.Progbar(feed.steps) if verbose else None
-        seconds, g, d = _epoch(runner, feed, epoch, bar, progress)
+        seconds, g, d = _epoch(runner, feed, epoch, bar, progress, chunk_hook if on_chunk else None)
         rate = round(feed.steps * cfg.batch_size / seconds, 1)
+        # a progressive job counts its budget, not its (upper bound of) epochs
+        of = f" ({state.get('clock_s', 0) + seconds:.0f}s de {cfg.time_budget_s:.0f}s)"
         log(
-            f"Época de moda {epoch + 1}/{cfg.epochs} completada en {seconds:.1f}s"
-            f" — gen_loss {g:.4f}, disc_loss {d:.4f}"
+            f"Época de moda {epoch + 1}"
+            + (of if cfg.time_budget_s else f"/{cfg.epochs}")
+            + f" completada en {seconds:.1f}s — gen_loss {g:.4f}, disc_loss {d:.4f}"
         )
         state["seconds_per_epoch"].append(round(seconds, 3))
+        state["clock_s"] = round(state.get("clock_s", 0.0) + seconds, 3)
         state["images_per_s"].append(rate)
         state["losses"] = {"gen_loss": g, "disc_loss": d}
         _end_of_epoch(cfg, run_dir, parts, state, noise)
@@ -134,4 +173,9 @@ def train(
         )
         if on_epoch is not None:
             on_epoch(epoch + 1, parts.shown)
+        if driver is not None:
+            stop = driver.after_epoch(epoch + 1, parts.shown, state)
+            save_state(run_dir, state)
+            if stop:
+                break
     return TrainResult(float32_generator(parts.shown, cfg), state, resumed_from=initial)

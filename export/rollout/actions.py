@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from export.prune import remove_version
 from export.rollout import RolloutError, gate
 from export.rollout.history import History
 from export.rollout.replicas import Replicas
@@ -93,9 +91,7 @@ class Rollout:
                 )
             self.log(f"{'would retire' if dry_run else 'retiring'} version {v}")
             if not dry_run:
-                gone = self.base_path / f".retired-{v}-{uuid.uuid4().hex[:6]}"
-                os.rename(version_dir(self.base_path, v), gone)
-                shutil.rmtree(gone, ignore_errors=True)
+                remove_version(self.base_path, v)
         return doomed
 
     def table(self) -> str:

@@ -1,5 +1,6 @@
-"""The quality comparison a label move passes: a version whose FID (from its model card, at
-the same sample count) is worse than stable's is refused unless --force."""
+"""The quality comparison a label move passes (``fashion_core.quality``): a version whose FID
+is worse than stable's, or that cannot be compared with it (no FID, another evaluator, another
+sample count), is refused unless --force."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from export.rollout import RolloutError
 from fashion_core.cards import read_card
+from fashion_core.quality import compare
 from fashion_core.versions import version_dir
 
 
@@ -22,12 +24,18 @@ def quality(base_path: Path, version: int) -> dict[str, Any]:
 def check(base_path: Path, version: int, stable: int | None, log: Callable[[str], None]) -> None:
     if stable is None or stable == version:
         return
-    new, old = quality(base_path, version), quality(base_path, stable)
-    if "fid" not in new or "fid" not in old or new.get("samples") != old.get("samples"):
-        log(f"no comparable FID for {version} and stable {stable}: not compared")
-        return
-    if new["fid"] > old["fid"]:
+    result = compare(quality(base_path, version), quality(base_path, stable))
+    if not result.comparable:
+        # fail closed: a gate that waves through what it cannot measure is no gate
         raise RolloutError(
-            f"version {version} has FID {new['fid']:.2f}, worse than stable {stable}'s "
-            f"{old['fid']:.2f}; use --force to roll it out anyway."
+            f"version {version} cannot be compared with stable {stable} "
+            f"({result.reason.removeprefix('FIDs not compared: ')}); "
+            "use --force to roll it out anyway."
         )
+    if result.worse:
+        raise RolloutError(
+            f"version {version} has FID {quality(base_path, version)['fid']:.2f}, worse than "
+            f"stable {stable}'s {quality(base_path, stable)['fid']:.2f}; use --force to roll "
+            "it out anyway."
+        )
+    log(f"quality gate: version {version} against stable {stable}, {result.reason}")

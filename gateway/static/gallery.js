@@ -63,7 +63,12 @@ function showQuality(version) {
   const row = state.versions.find((v) => v.version === version);
   const q = (row && row.quality) || {};
   const items = [];
-  if ("fid" in q) items.push(["FID", `${fmt(q.fid)} (real data: ${fmt(q.fid_real_floor)})`]);
+  // figures without an evaluator's name are the previous evaluator's: kept as history only,
+  // on another scale than today's (it could not see blur)
+  if ("fid" in q && q.evaluator) items.push(["FID", `${fmt(q.fid)} (real data: ${fmt(q.fid_real_floor)}; lower is better)`]);
+  if ("fid" in q && !q.evaluator) items.push(["FID, previous evaluator (history)", `${fmt(q.fid)} (not comparable with today's figures)`]);
+  if ("precision" in q) items.push(["Precision (designs that look real)", `${fmt(q.precision)} (real data: ${fmt(q.precision_real_floor)})`]);
+  if ("recall" in q) items.push(["Recall (real variety covered)", `${fmt(q.recall)} (real data: ${fmt(q.recall_real_floor)})`]);
   if ("class_kl_to_uniform" in q) items.push(["Class balance (KL to uniform)", `${fmt(q.class_kl_to_uniform)} (real data: ${fmt(q.class_kl_real_floor)})`]);
   if ("nn_distance_mean" in q) items.push(["Distance to nearest training image", `${fmt(q.nn_distance_mean)} (real data: ${fmt(q.nn_distance_real_floor_mean)})`]);
   if ("samples" in q) items.push(["Measured on", `${q.samples} designs`]);
@@ -133,7 +138,10 @@ async function watchTraining() {
   while (true) {
     try {
       const job = (await (await fetch("/api/training")).json()).training || {};
-      const epochs = job.epochs ? ` epoch ${job.epoch} of ${job.epochs}` : "";
+      // a progressive job runs to a time budget: its minutes say more than its epoch cap
+      const epochs = job.budget_s
+        ? ` ${Math.floor((job.clock_s || 0) / 60)} of ${Math.round(job.budget_s / 60)} minutes`
+        : job.epochs ? ` epoch ${job.epoch} of ${job.epochs}` : "";
       let text = `Training job: ${job.state}${job.profile ? ` (${job.profile} profile)` : ""}${epochs}.`;
       if (job.state === "failed") text += ` It failed: ${job.error || "see the log"}; the next try starts at ${job.retry_at}.`;
       $("training-text").textContent = text;
@@ -149,8 +157,35 @@ async function watchTraining() {
   }
   polling = false;
   $("training").hidden = true;
+  watchImproving();
   $("sheet-section").removeAttribute("aria-busy");
   await draw(new URLSearchParams(location.search).get("seed") || undefined);
+}
+
+// a progressive training job publishes better versions for a while after the first: say so,
+// and when the next one is due, from /api/training (it publishes only what the evaluator rates
+// better than the version being served)
+let improvingTimer = null;
+async function watchImproving() {
+  let job = {};
+  try { job = (await (await fetch("/api/training")).json()).training || {}; } catch (e) { job = {}; }
+  const box = $("improving");
+  if (!job.improving) {
+    box.hidden = true;
+    return;
+  }
+  const due = job.next_candidate_at ? new Date(job.next_candidate_at) : null;
+  const when = due ? ` The next candidate is due around ${due.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })};` : "";
+  const served = job.version ? ` Version ${job.version} is the newest it published.` : "";
+  $("improving-text").textContent =
+    `The model is still improving.${served}${when} it is published only if the evaluator rates it better.`;
+  $("improving-progress").value = job.progress || 0;
+  box.hidden = false;
+  if (job.version && state.shown && job.version > state.shown.version) {
+    $("improving-text").textContent += ` A newer version (${job.version}) is out: "New designs" uses it.`;
+  }
+  clearTimeout(improvingTimer);
+  improvingTimer = setTimeout(watchImproving, 10000);
 }
 
 async function walk(ev) {
@@ -196,6 +231,7 @@ async function start() {
   // with no version yet the sheet's 503 carries the job, and draw() turns to its progress
   if (!ready) setState("loading");
   await draw(q.get("seed") || undefined);
+  watchImproving();
 }
 
 start();

@@ -1,0 +1,227 @@
+"""A training job that keeps improving: a first version as soon as it is presentable, then a
+better one at each publish point, each only if the evaluator says it beats the version being
+served, until the profile's time budget.
+
+    python -m training --profile quick                      # 60 minutes, versions along the way
+    python -m training --profile quick --set time_budget_s=1800
+
+The schedule is in seconds of job time (``state["clock_s"]``: training, evaluating and
+publishing, kept in state.json across resumes), checked at the end of every epoch (an epoch
+of ``quick`` is a few seconds). At a publish point the EMA generator is a candidate:
+
+- nothing is published yet: it is published (the first version, figures measured when the
+  evaluator's classifier is already there);
+- the classifier is not trained yet (a fresh machine): it is published, and once the listed
+  early points (``publish_at_s``) are passed the classifier is trained (once, cached), so
+  every later candidate is judged. Training it takes minutes of the same 2 cores: done
+  earlier, it would push the "quick" point (5 minutes) back by that much;
+- otherwise the candidate is scored, and published only if its FID beats the served
+  version's by ``fashion_core.quality.MARGIN`` (the rollout gate's comparison; the served
+  version is scored anew when its card's figures are not comparable).
+
+After each publish, old versions are pruned (the newest ``keep_versions`` and every version a
+models.config names stay). The job's progress file says when the next candidate is due and
+what the last gate decided; the gallery and ``GET /api/training`` show it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from fashion_core.cards import read_card, training_section
+from fashion_core.dataset import FashionMNIST
+from fashion_core.progress import ProgressFile
+from fashion_core.quality import MARGIN, compare, not_comparable
+from fashion_core.versions import list_versions, version_dir
+from training.config import TrainConfig
+
+Log = Callable[[str], None]
+# (float32 generator, quality figures, the card's training section) -> published version
+Publish = Callable[[keras.Model, dict[str, Any], dict[str, Any]], int]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    points: tuple[float, ...]  # job seconds at which a candidate is judged, ascending
+    budget_s: float
+    early_until: float = 0.0  # the last listed point: until then no time goes to the evaluator
+
+    @classmethod
+    def of(cls, cfg: TrainConfig) -> Schedule:
+        listed = sorted(float(p) for p in cfg.publish_at_s.split(",") if p.strip())
+        points = [p for p in listed if p < cfg.time_budget_s]
+        if cfg.publish_every_s > 0:
+            t = (points[-1] if points else 0.0) + cfg.publish_every_s
+            while t < cfg.time_budget_s:
+                points.append(t)
+                t += cfg.publish_every_s
+        early = max((p for p in listed if p < cfg.time_budget_s), default=0.0)
+        return cls((*points, cfg.time_budget_s), cfg.time_budget_s, early)
+
+    def due(self, last: float, clock: float) -> bool:
+        """Whether a point lies in (last, clock]: one candidate however many were passed."""
+        return any(last < p <= clock for p in self.points)
+
+    def next_point(self, clock: float) -> float | None:
+        return next((p for p in self.points if p > clock), None)
+
+
+class ProgressiveJob:
+    """The ``EpochDriver`` of ``training.train`` for a profile with a time budget."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        *,
+        data: FashionMNIST,
+        run_dir: Path,
+        base_path: Path,
+        classifier_path: Path,
+        publish: Publish,
+        prune: Callable[[], list[int]],
+        log: Log,
+        progress: ProgressFile,
+    ) -> None:
+        self.cfg, self.data, self.run_dir = cfg, data, run_dir
+        self.base_path, self.classifier_path = base_path, classifier_path
+        self.publish, self.prune, self.log, self.progress = publish, prune, log, progress
+        self.schedule = Schedule.of(cfg)
+        self._evaluator: Any = None
+
+    # --- EpochDriver ------------------------------------------------------------------------
+
+    def finished(self, state: dict[str, Any]) -> bool:
+        return bool(state.get("finished")) or state.get("clock_s", 0.0) >= self.schedule.budget_s
+
+    def after_epoch(self, epochs_done: int, generator: keras.Model, state: dict[str, Any]) -> bool:
+        clock = float(state.get("clock_s", 0.0))
+        last = float(state.get("last_candidate_s", -1.0))
+        every = self.cfg.publish_every_epochs
+        last_epoch = epochs_done >= self.cfg.epochs  # the epoch cap ends the run too
+        if self.schedule.due(last, clock) or (every and epochs_done % every == 0) or last_epoch:
+            started = time.perf_counter()
+            self._candidate(generator, state)
+            state["last_candidate_s"] = clock
+            state["clock_s"] = round(clock + time.perf_counter() - started, 3)
+        stop = state["clock_s"] >= self.schedule.budget_s or last_epoch
+        if stop:
+            state["finished"] = True
+            published = state.get("published_versions", [])
+            self.log(
+                f"Trabajo terminado a los {state['clock_s']:.0f}s de {self.schedule.budget_s:.0f}s"
+                f" y {epochs_done} épocas: {len(published)} versiones publicadas {published}."
+            )
+        self.report(state)
+        return bool(stop)
+
+    # --- one candidate ----------------------------------------------------------------------
+
+    def _candidate(self, generator: keras.Model, state: dict[str, Any]) -> None:
+        from training.parts import float32_generator
+
+        versions = list_versions(self.base_path)
+        served = versions[-1] if versions else None
+        have_evaluator = self.classifier_path.is_file()
+        clock = float(state.get("clock_s", 0.0))
+        entry: dict[str, Any] = {"clock_s": round(clock, 1), "epochs": state["completed_epochs"]}
+        quality: dict[str, Any]
+        if served is None or not have_evaluator:
+            self.progress.update(force=True, phase="evaluating")
+            quality = self._figures(generator) if have_evaluator else {
+                "pending": "the evaluator's classifier is trained after the first versions"
+            }  # fmt: skip
+            entry["verdict"] = "first version" if served is None else "ungated: no evaluator yet"
+            publish = True
+        else:
+            self.progress.update(force=True, phase="evaluating")
+            quality = self._figures(generator)
+            served_quality = self._served_figures(served)
+            result = compare(quality, served_quality, MARGIN)
+            entry.update(served=served, served_fid=served_quality.get("fid"))
+            entry["verdict"] = result.reason
+            publish = result.better
+            self.log(
+                f"Candidata a los {clock:.0f}s contra la versión servida {served}: {result.reason}."
+            )
+        entry["fid"] = quality.get("fid")
+        if publish:
+            self.progress.update(force=True, phase="publishing")
+            training = {**training_section(state, self.run_dir), "clock_s": round(clock, 1)}
+            version = self.publish(float32_generator(generator, self.cfg), quality, training)
+            entry["version"] = version
+            state.setdefault("published_versions", []).append(version)
+            state["published_version"] = version
+            self.prune()
+        state.setdefault("candidates", []).append(entry)
+        if not self.classifier_path.is_file() and clock >= self.schedule.early_until:
+            self._train_evaluator()
+        self.progress.update(force=True, phase="training")
+
+    def _figures(self, generator: keras.Model) -> dict[str, Any]:
+        def generate(z: np.ndarray) -> np.ndarray:
+            return np.asarray(generator(z, training=False))
+
+        figures: dict[str, Any] = self.evaluator().figures(
+            generate, self.cfg.eval_samples, latent_dim=self.cfg.latent_dim
+        )
+        return {**figures, "classifier": self.classifier_path.name}
+
+    def _served_figures(self, version: int) -> dict[str, Any]:
+        """The served version's card figures when they compare with a fresh measurement's,
+        else the version scored now (published before the evaluator existed, or by another)."""
+        folder = version_dir(self.base_path, version)
+        card = dict(read_card(folder).get("quality", {}))
+        probe = {"fid": 0.0, "samples": self.cfg.eval_samples, "evaluator": self._evaluator_id()}
+        if not_comparable(probe, card) is None:
+            return card
+        self.log(f"Midiendo la versión servida {version} con el evaluador actual.")
+        figures: dict[str, Any] = self.evaluator().figures_for_version(
+            folder, self.cfg.eval_samples
+        )
+        return figures
+
+    @staticmethod
+    def _evaluator_id() -> str:
+        from evaluation.classifier import EVALUATOR
+
+        return EVALUATOR
+
+    def evaluator(self) -> Any:
+        """The evaluator, loaded once per job (its real-data statistics are computed once)."""
+        if self._evaluator is None:
+            from evaluation.classifier import load_or_train_classifier
+            from evaluation.figures import Evaluator
+
+            classifier = load_or_train_classifier(self.classifier_path, self.data, log=self.log)
+            self._evaluator = Evaluator(self.data, classifier)
+        return self._evaluator
+
+    def _train_evaluator(self) -> None:
+        self.log("Entrenando el clasificador del evaluador (una sola vez en esta máquina).")
+        self.progress.update(force=True, phase="preparing the evaluator")
+        self.evaluator()
+
+    # --- progress as data -------------------------------------------------------------------
+
+    def report(self, state: dict[str, Any]) -> None:
+        clock = float(state.get("clock_s", 0.0))
+        nxt = None if state.get("finished") else self.schedule.next_point(clock)
+        published = list(state.get("published_versions", []))
+        self.progress.update(
+            force=True,
+            clock_s=round(clock, 1),
+            budget_s=self.schedule.budget_s,
+            improving=not state.get("finished"),
+            # wall-clock estimate: job seconds pass at about the wall clock's rate
+            next_candidate_at=None if nxt is None else round(time.time() + nxt - clock, 1),
+            published=published,
+            version=published[-1] if published else None,
+            last_candidate=(state.get("candidates") or [None])[-1],
+        )
