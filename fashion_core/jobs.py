@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -35,6 +36,9 @@ from typing import Any
 
 from fashion_core import atomic, locks, progress
 
+# TensorFlow's C++ log lines but fatal ones (absl: "E0000 00:00:17... file.cc:967] ..."): kept
+# in the log file, left out of the tail that the gallery and /api/training show people
+NATIVE_LOG = re.compile(r"[EWI]\d{4} \d\d:\d\d:\d\d")
 JOB_FILE, LOG_FILE, PROGRESS_FILE = "job.json", "train.log", "progress.json"
 START_LOCK, RUNNING_LOCK = ".start.lock", ".running.lock"
 TAIL = 20
@@ -261,7 +265,7 @@ def supervise(jobs_dir: Path, lock_fd: int, train_args: list[str]) -> int:
         for raw in child.stdout:
             log.write(raw)
             log.flush()
-            if raw.strip():
+            if raw.strip() and not NATIVE_LOG.match(raw):
                 tail.append(raw.rstrip()[-300:])
             if time.monotonic() - last_write > 1.0:  # the tail is for people: once a second
                 job.log_tail, last_write = list(tail), time.monotonic()

@@ -10,6 +10,7 @@ said to be so, never passed as "not worse".
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,8 @@ class Comparison:
 def not_comparable(new: dict[str, Any], old: dict[str, Any]) -> str | None:
     """Why these two figure sets cannot be compared, or None if they can."""
     for name, figures in (("new", new), ("old", old)):
-        if not isinstance(figures.get("fid"), int | float):
+        fid = figures.get("fid")
+        if isinstance(fid, bool) or not isinstance(fid, int | float) or not math.isfinite(fid):
             return f"the {name} version has no FID"
     if new.get("evaluator") != old.get("evaluator"):
         return (

@@ -163,3 +163,13 @@ def test_two_threads_reaping_the_same_child_do_not_fail(tmp_path: Path) -> None:
     with ThreadPoolExecutor(2) as pool:
         states = list(pool.map(lambda _: jobs.state(), range(2)))  # before: one KeyError
     assert [s.state for s in states] == ["idle", "idle"] and jobs._children == {}
+
+
+def test_native_log_lines_stay_out_of_the_tail_people_read() -> None:
+    from fashion_core.jobs import NATIVE_LOG
+
+    line = "E0000 00:00:1796621172.488498   32173 meta_optimizer.cc:967] remapper failed: ..."
+    assert NATIVE_LOG.match(line) and NATIVE_LOG.match("W1207 05:26:12.000 x.cc:1] y")
+    assert not NATIVE_LOG.match("Época de moda 1 (15s de 3600s) completada en 15.2s")
+    assert not NATIVE_LOG.match("Error: the data folder is empty")
+    assert not NATIVE_LOG.match("F1207 05:26:12.000 x.cc:1] Check failed")  # says why it died

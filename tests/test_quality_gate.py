@@ -60,3 +60,9 @@ def test_the_rollout_gate_fails_closed(tmp_path: Path) -> None:
         check(tmp_path, 4, 1, lines.append)
     with pytest.raises(RolloutError, match="different evaluators"):
         check(tmp_path, 5, 1, lines.append)
+
+
+def test_a_fid_that_is_not_a_finite_number_is_not_comparable() -> None:
+    for bad in (float("nan"), float("inf"), True, "12.0", None):
+        result = compare({**NEW, "fid": bad}, NEW)
+        assert not result.comparable and not result.better and not result.worse

@@ -101,3 +101,21 @@ def test_unfinished_run_of_another_config_is_set_aside(tmp_path: Path, data_dir:
     assert len(aside) == 1 and json.loads((aside[0] / "state.json").read_text()) == old
     assert f"kept as {aside[0].name}" in proc.stdout
     assert json.loads((run_dir / "state.json").read_text())["completed_epochs"] == 2
+
+
+def test_a_run_from_before_a_new_option_is_the_same_config() -> None:
+    """A run started before ``TrainConfig`` gained a field has no such key: it trained with the
+    field's default, so it resumes; a stored value that differs is another config."""
+    from training.config import make_config
+    from training.runs import same_config
+
+    cfg = make_config("seed")
+    stored = cfg.to_dict()
+    del stored["r1_gamma"], stored["augment"]  # options newer than the run
+    assert same_config(stored, cfg)
+    assert not same_config({**stored, "batch_size": 32}, cfg)
+    assert not same_config({**stored, "gone_option": 1}, cfg)
+    quick = make_config("quick")  # its r1_gamma is not the default: an old quick run differs
+    old_quick = quick.to_dict()
+    del old_quick["r1_gamma"]
+    assert not same_config(old_quick, quick) and not same_config(None, cfg)

@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from export.cli_options import add_release_options
 from fashion_core.cards import training_section
@@ -109,12 +110,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from training.checkpoint import CheckpointError
     from training.devices import DeviceError
+    from training.progressive import BudgetOnly
     from training.train import train
 
     run_dir = args.run_dir or Path("runs") / cfg.profile
     log(f"Perfil {cfg.profile}: {cfg.epochs} épocas, lote {cfg.batch_size}, datos {data.source}")
     progress = ProgressFile(args.progress_file)
-    driver = progressive_job(args, cfg, data, run_dir, log, progress) if cfg.time_budget_s else None
+    driver: Any = None
+    if cfg.time_budget_s:  # --no-publish: train to the budget, publish and prune nothing
+        driver = (
+            BudgetOnly(cfg)
+            if args.no_publish
+            else progressive_job(args, cfg, data, run_dir, log, progress)
+        )
     started = time.perf_counter()
     try:
         result = train(
@@ -135,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     log(f"Entrenamiento terminado en {time.perf_counter() - started:.1f}s")
     save_keras(result.generator, args.keras_out)
-    if driver is not None:  # published along the way
+    if driver is not None and not args.no_publish:  # published along the way
         progress.update(force=True, phase="done", improving=False, next_candidate_at=None)
         return 0
     if args.no_publish:

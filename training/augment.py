@@ -50,7 +50,9 @@ class DiffAugment(keras.layers.Layer):  # type: ignore[misc]
         r = max(1, int(size * ratio + 0.5))  # 3 pixels at 28x28, as DiffAugment's 1/8
         dy = keras.random.randint((batch,), -r, r + 1, seed=self.seed_generator)
         dx = keras.random.randint((batch,), -r, r + 1, seed=self.seed_generator)
-        sy, sx = _shift_matrices(dy, size), _shift_matrices(dx, size)
+        # in the images' dtype: bfloat16 under a mixed-precision policy
+        sy = ops.cast(_shift_matrices(dy, size), x.dtype)
+        sx = ops.cast(_shift_matrices(dx, size), x.dtype)
         # shift (x - background) so that what moves in from outside is background, not zero
         centred = x[..., 0] - BACKGROUND
         moved = ops.einsum("bik,bkl,bjl->bij", sy, centred, sx)

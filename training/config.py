@@ -218,6 +218,10 @@ def _check(cfg: TrainConfig) -> None:
         raise ConfigError("time_budget_s, publish_every_s and publish_at_s must not be negative.")
     if cfg.publish_every_epochs < 0:
         raise ConfigError("publish_every_epochs must not be negative.")
+    if cfg.time_budget_s and cfg.eval_samples < 16:  # its gate scores each candidate
+        raise ConfigError(
+            f"eval_samples must be at least 16 with a time budget, got {cfg.eval_samples}."
+        )
     if cfg.keep_versions < 1:
         raise ConfigError(f"keep_versions must be at least 1, got {cfg.keep_versions}.")
     if cfg.r1_gamma < 0 or cfg.r1_every < 1 or not 0 <= cfg.d_dropout < 1:

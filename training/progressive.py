@@ -94,11 +94,14 @@ class ProgressiveJob:
         self.publish, self.prune, self.log, self.progress = publish, prune, log, progress
         self.schedule = Schedule.of(cfg)
         self._evaluator: Any = None
+        self._scored: dict[int, dict[str, Any]] = {}  # served versions scored by this job
 
     # --- EpochDriver ------------------------------------------------------------------------
 
     def finished(self, state: dict[str, Any]) -> bool:
-        return bool(state.get("finished")) or state.get("clock_s", 0.0) >= self.schedule.budget_s
+        # only the flag: a job killed while judging its last candidate (the clock already past
+        # the budget, "finished" not yet written) trains one more epoch and judges it again
+        return bool(state.get("finished"))
 
     def after_epoch(self, epochs_done: int, generator: keras.Model, state: dict[str, Any]) -> bool:
         clock = float(state.get("clock_s", 0.0))
@@ -128,6 +131,11 @@ class ProgressiveJob:
 
         versions = list_versions(self.base_path)
         served = versions[-1] if versions else None
+        ours = served in state.get("published_versions", [])
+        if served is not None and not ours and not self.classifier_path.is_file():
+            # never publish unjudged over a version this job did not make (a `default` model
+            # trained for an hour, say): the evaluator is trained first
+            self._train_evaluator()
         have_evaluator = self.classifier_path.is_file()
         clock = float(state.get("clock_s", 0.0))
         entry: dict[str, Any] = {"clock_s": round(clock, 1), "epochs": state["completed_epochs"]}
@@ -141,15 +149,25 @@ class ProgressiveJob:
             publish = True
         else:
             self.progress.update(force=True, phase="evaluating")
-            quality = self._figures(generator)
-            served_quality = self._served_figures(served)
-            result = compare(quality, served_quality, MARGIN)
-            entry.update(served=served, served_fid=served_quality.get("fid"))
-            entry["verdict"] = result.reason
-            publish = result.better
-            self.log(
-                f"Candidata a los {clock:.0f}s contra la versión servida {served}: {result.reason}."
-            )
+            try:
+                quality = self._figures(generator)
+                served_quality = self._served_figures(served)
+            except Exception as exc:
+                # a diverged generator (NaN pixels), a served version that does not load: the
+                # candidate is refused and the job goes on to the next one
+                quality, served_quality = {}, {}
+                entry["verdict"] = f"not judged: {type(exc).__name__}: {exc}"[:300]
+                publish = False
+                self.log(f"Candidata a los {clock:.0f}s sin juzgar: {entry['verdict']}.")
+            else:
+                result = compare(quality, served_quality, MARGIN)
+                entry.update(served=served, served_fid=served_quality.get("fid"))
+                entry["verdict"] = result.reason
+                publish = result.better
+                self.log(
+                    f"Candidata a los {clock:.0f}s contra la versión servida {served}: "
+                    f"{result.reason}."
+                )
         entry["fid"] = quality.get("fid")
         if publish:
             self.progress.update(force=True, phase="publishing")
@@ -158,7 +176,10 @@ class ProgressiveJob:
             entry["version"] = version
             state.setdefault("published_versions", []).append(version)
             state["published_version"] = version
-            self.prune()
+            try:
+                self.prune()
+            except OSError as exc:  # the version is out; a leftover old one costs only disk
+                self.log(f"No se pudieron retirar versiones antiguas: {exc}.")
         state.setdefault("candidates", []).append(entry)
         if not self.classifier_path.is_file() and clock >= self.schedule.early_until:
             self._train_evaluator()
@@ -181,11 +202,12 @@ class ProgressiveJob:
         probe = {"fid": 0.0, "samples": self.cfg.eval_samples, "evaluator": self._evaluator_id()}
         if not_comparable(probe, card) is None:
             return card
-        self.log(f"Midiendo la versión servida {version} con el evaluador actual.")
-        figures: dict[str, Any] = self.evaluator().figures_for_version(
-            folder, self.cfg.eval_samples
-        )
-        return figures
+        if version not in self._scored:  # once per version and job, not at every candidate
+            self.log(f"Midiendo la versión servida {version} con el evaluador actual.")
+            self._scored[version] = self.evaluator().figures_for_version(
+                folder, self.cfg.eval_samples
+            )
+        return self._scored[version]
 
     @staticmethod
     def _evaluator_id() -> str:
@@ -225,3 +247,19 @@ class ProgressiveJob:
             version=published[-1] if published else None,
             last_candidate=(state.get("candidates") or [None])[-1],
         )
+
+
+class BudgetOnly:
+    """The ``EpochDriver`` of a time-budgeted profile run with ``--no-publish``: train until the
+    budget, publish and prune nothing."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.budget_s = cfg.time_budget_s
+
+    def finished(self, state: dict[str, Any]) -> bool:
+        return bool(state.get("finished"))
+
+    def after_epoch(self, epochs_done: int, generator: keras.Model, state: dict[str, Any]) -> bool:
+        if state.get("clock_s", 0.0) >= self.budget_s:
+            state["finished"] = True
+        return bool(state.get("finished"))

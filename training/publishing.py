@@ -122,8 +122,12 @@ def progressive_job(
             return publish_in_subprocess(args, cfg, generator, run_dir)
         return publish_here(args, cfg, data, generator, training, quality, progress)
 
+    # the labels file named, else the one a rollout keeps beside the base path by default
+    beside = args.model_base_path.parent / "models.config"
+    labels = args.model_config_file or (beside if beside.exists() else None)
+
     def prune_old() -> list[int]:
-        protected = protected_versions(args.model_config_file, args.model_name)
+        protected = protected_versions(labels, args.model_name)
         return prune(args.model_base_path, cfg.keep_versions, protected, log)
 
     return ProgressiveJob(

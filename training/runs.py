@@ -9,6 +9,7 @@ A run folder holds everything of one run:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -39,7 +40,7 @@ def open_run(
             state: dict[str, Any] = json.loads(state_file.read_text())
         except ValueError:
             state = {}
-        if state.get("config") != cfg.to_dict():
+        if not same_config(state.get("config"), cfg):
             if not is_over(state):
                 aside = set_aside(run_dir)
                 log(f"{run_dir} held an unfinished run of another config: kept as {aside.name}.")
@@ -58,6 +59,21 @@ def open_run(
     }
     atomic.write_json(state_file, state)
     return state
+
+
+def same_config(stored: Any, cfg: TrainConfig) -> bool:
+    """Whether a run's stored config is ``cfg``. A field added to ``TrainConfig`` after the run
+    started is absent from it: absent counts as the field's default, which is what the run
+    trained with (else every new option would set aside every run in progress)."""
+    if not isinstance(stored, dict):
+        return False
+    current = cfg.to_dict()
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(TrainConfig)
+        if f.default is not dataclasses.MISSING and f.name in current
+    }
+    return {**defaults, **stored} == current
 
 
 def is_over(state: dict[str, Any]) -> bool:

@@ -1,0 +1,106 @@
+"""The progressive job's decisions that a whole job rarely meets: a candidate that cannot be
+scored, a served version the job did not make while no evaluator exists yet, a job killed while
+judging its last candidate, ``--no-publish``. The evaluator is replaced by a subclass that raises
+or records (its figures are tested in test_evaluate.py); everything else is the real job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fashion_core.progress import ProgressFile
+from training.config import make_config
+from training.progressive import BudgetOnly, ProgressiveJob
+
+SETS = ["time_budget_s=100", "publish_at_s=10,30", "publish_every_s=25", "width=0.25"]
+
+
+class Job(ProgressiveJob):
+    def __init__(self, tmp: Path, figures: Any) -> None:
+        self.published: list[int] = []
+        self.trained_evaluator = 0
+        self._fake_figures = figures
+
+        def publish(_g: Any, _q: dict[str, Any], _t: dict[str, Any]) -> int:
+            version = 7 + len(self.published)
+            (tmp / "base" / str(version)).mkdir(parents=True)
+            self.published.append(version)
+            return version
+
+        super().__init__(
+            make_config("smoke", SETS),
+            data=None,
+            run_dir=tmp / "run",
+            base_path=tmp / "base",
+            classifier_path=tmp / "clf.keras",
+            publish=publish,
+            prune=lambda: [],
+            log=lambda _line: None,
+            progress=ProgressFile(None),
+        )
+
+    def _figures(self, generator: Any) -> dict[str, Any]:
+        if isinstance(self._fake_figures, Exception):
+            raise self._fake_figures
+        return dict(self._fake_figures)
+
+    def _served_figures(self, version: int) -> dict[str, Any]:
+        return {"fid": 50.0, "samples": 256, "evaluator": self._evaluator_id()}
+
+    def _train_evaluator(self) -> None:
+        self.trained_evaluator += 1
+        self.classifier_path.write_bytes(b"trained")
+
+
+@pytest.fixture(scope="module")
+def generator() -> Any:
+    from training.model import build_generator
+
+    return build_generator(100, 0.25)
+
+
+def test_a_candidate_that_cannot_be_scored_is_refused_and_the_job_goes_on(
+    tmp_path: Path, generator: Any
+) -> None:
+    (tmp_path / "base" / "1").mkdir(parents=True)
+    (tmp_path / "clf.keras").write_bytes(b"x")
+    job = Job(tmp_path, ValueError("the generator returned NaN or Inf pixels"))
+    state: dict[str, Any] = {"clock_s": 12.0, "completed_epochs": 3, "published_versions": [1]}
+    job._candidate(generator, state)
+    assert job.published == [] and state["candidates"][-1]["verdict"].startswith("not judged")
+    assert "NaN" in state["candidates"][-1]["verdict"]
+
+
+def test_never_unjudged_over_a_version_the_job_did_not_make(tmp_path: Path, generator: Any) -> None:
+    (tmp_path / "base" / "3").mkdir(parents=True)  # a version published by someone else
+    good = {"fid": 20.0, "samples": 256, "evaluator": "fmnist-fullres-v2"}
+    job = Job(tmp_path, good)
+    state: dict[str, Any] = {"clock_s": 12.0, "completed_epochs": 3}
+    job._candidate(generator, state)
+    assert job.trained_evaluator == 1  # judged, not waved through
+    assert "better" in state["candidates"][-1]["verdict"] and job.published == [7]
+    # its own early versions, on a fresh machine: published without waiting for the evaluator
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    job = Job(fresh, good)
+    state = {"clock_s": 12.0, "completed_epochs": 3}
+    job._candidate(generator, state)
+    assert job.published == [7] and job.trained_evaluator == 0  # 12 s < the last early point
+    job._candidate(generator, {**state, "clock_s": 31.0})
+    assert job.published == [7, 8] and job.trained_evaluator == 1  # after it: trained once
+
+
+def test_a_job_killed_while_judging_its_last_candidate_judges_it_again(tmp_path: Path) -> None:
+    job = Job(tmp_path, {})
+    assert not job.finished({"clock_s": 150.0})  # past the budget, never marked finished
+    assert job.finished({"clock_s": 150.0, "finished": True})
+
+
+def test_no_publish_trains_to_the_budget_only() -> None:
+    driver = BudgetOnly(make_config("smoke", SETS))
+    state: dict[str, Any] = {"clock_s": 99.0}
+    assert not driver.after_epoch(1, None, state) and not driver.finished(state)
+    state["clock_s"] = 100.0
+    assert driver.after_epoch(2, None, state) and driver.finished(state)
