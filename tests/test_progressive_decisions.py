@@ -6,10 +6,11 @@ or records (its figures are tested in test_evaluate.py); everything else is the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from fashion_core.dataset import FashionMNIST
 from fashion_core.progress import ProgressFile
 from training.config import make_config
 from training.progressive import BudgetOnly, ProgressiveJob
@@ -31,7 +32,7 @@ class Job(ProgressiveJob):
 
         super().__init__(
             make_config("smoke", SETS),
-            data=None,
+            data=cast(FashionMNIST, None),  # only the evaluator reads it, replaced here
             run_dir=tmp / "run",
             base_path=tmp / "base",
             classifier_path=tmp / "clf.keras",
