@@ -138,7 +138,9 @@ def load_or_train_classifier(
         f"Trained classifier on {n} images for {epochs} epoch(s) in {seconds:.0f} s: "
         f"test accuracy {accuracy:.4f}."
     )
-    _save(model, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # the accuracy first: whoever sees the classifier appear (a training job waiting for it)
+    # finds its figures beside it
     atomic.write_json(
         info_path(path),
         {
@@ -150,6 +152,7 @@ def load_or_train_classifier(
             "seconds": round(seconds, 1),
         },
     )
+    _save(model, path)
     log(f"Saved classifier to {path}.")
     return model
 
@@ -196,3 +199,31 @@ def embed(
         feats.append(np.asarray(f, dtype=np.float64))
         classes.append(np.argmax(np.asarray(logits), axis=1))
     return np.concatenate(feats), np.concatenate(classes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m evaluation.classifier [--path P] [--data-dir D]``: train the classifier once
+    (a progressive training job runs this beside itself), or check the one at ``--path``."""
+    import argparse
+    import sys
+
+    from fashion_core.dataset import DataError, load
+    from fashion_core.quiet import quiet_tensorflow
+
+    p = argparse.ArgumentParser(prog="python -m evaluation.classifier", description=main.__doc__)
+    p.add_argument(
+        "--path", type=Path, default=None, help="default: $FASHION_GAN_CLASSIFIER, else artifacts/"
+    )
+    p.add_argument("--data-dir", type=Path, default=os.environ.get("FASHION_MNIST_DIR") or None)
+    args = p.parse_args(argv)
+    quiet_tensorflow()
+    try:
+        load_or_train_classifier(args.path or default_path(), load(args.data_dir))
+    except (DataError, EvaluateError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -15,7 +15,13 @@ from fashion_core.progress import ProgressFile
 from training.config import make_config
 from training.progressive import BudgetOnly, ProgressiveJob
 
-SETS = ["time_budget_s=100", "publish_at_s=10,30", "publish_every_s=25", "width=0.25"]
+SETS = [
+    "epochs=1000",
+    "time_budget_s=100",
+    "publish_at_s=10,30",
+    "publish_every_s=25",
+    "width=0.25",
+]
 
 
 class Job(ProgressiveJob):
@@ -50,9 +56,12 @@ class Job(ProgressiveJob):
     def _served_figures(self, version: int) -> dict[str, Any]:
         return {"fid": 50.0, "samples": 256, "evaluator": self._evaluator_id()}
 
-    def _train_evaluator(self) -> None:
+    def _train_evaluator(self) -> None:  # in this process: the job waits for it
         self.trained_evaluator += 1
         self.classifier_path.write_bytes(b"trained")
+
+    def _start_evaluator(self) -> None:  # beside the job: it lands later (the test says when)
+        self.started_evaluator = getattr(self, "started_evaluator", 0) + 1
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +97,23 @@ def test_never_unjudged_over_a_version_the_job_did_not_make(tmp_path: Path, gene
     job = Job(fresh, good)
     state = {"clock_s": 12.0, "completed_epochs": 3}
     job._candidate(generator, state)
+    state["last_candidate_s"] = 12.0
     assert job.published == [7] and job.trained_evaluator == 0  # 12 s < the last early point
-    job._candidate(generator, {**state, "clock_s": 31.0})
-    assert job.published == [7, 8] and job.trained_evaluator == 1  # after it: trained once
+    state["clock_s"] = 31.0
+    job._candidate(generator, state)  # the last early point: published, the classifier started
+    state["last_candidate_s"] = 31.0
+    assert job.published == [7, 8] and job.started_evaluator == 1 and job.trained_evaluator == 0
+    # the next point comes before the classifier: deferred, not published unjudged
+    state["clock_s"] = 56.0
+    assert not job.after_epoch(5, generator, state)
+    assert job.published == [7, 8] and state["candidates"][-1]["verdict"].startswith("deferred")
+    assert state["deferred"] and job.started_evaluator >= 1
+    # an epoch later the classifier has landed: the waiting candidate is judged at once
+    (fresh / "clf.keras").write_bytes(b"trained")
+    state["clock_s"] = 58.0
+    assert not job.after_epoch(6, generator, state)
+    assert "better" in state["candidates"][-1]["verdict"] and job.published == [7, 8, 9]
+    assert "deferred" not in state and job.trained_evaluator == 0
 
 
 def test_a_job_killed_while_judging_its_last_candidate_judges_it_again(tmp_path: Path) -> None:
@@ -105,3 +128,24 @@ def test_no_publish_trains_to_the_budget_only() -> None:
     assert not driver.after_epoch(1, None, state) and not driver.finished(state)
     state["clock_s"] = 100.0
     assert driver.after_epoch(2, None, state) and driver.finished(state)
+
+
+def test_the_classifier_command_the_job_runs_beside_itself(
+    classifier_path: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    ok = subprocess.run(
+        [sys.executable, "-m", "evaluation.classifier", "--path", str(classifier_path),
+         "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert ok.returncode == 0 and "Loaded classifier" in ok.stdout, ok.stderr[-1000:]
+    bad = subprocess.run(
+        [sys.executable, "-m", "evaluation.classifier", "--path", str(tmp_path / "c.keras"),
+         "--data-dir", str(tmp_path / "nowhere")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert not (tmp_path / "c.keras").exists()

@@ -11,10 +11,12 @@ of ``quick`` is a few seconds). At a publish point the EMA generator is a candid
 
 - nothing is published yet: it is published (the first version, figures measured when the
   evaluator's classifier is already there);
-- the classifier is not trained yet (a fresh machine): it is published, and once the listed
-  early points (``publish_at_s``) are passed the classifier is trained (once, cached), so
-  every later candidate is judged. Training it takes minutes of the same 2 cores: done
-  earlier, it would push the "quick" point (5 minutes) back by that much;
+- the classifier is not trained yet (a fresh machine): the candidates of the listed early
+  points (``publish_at_s``) are published, and after the last of them the classifier is
+  trained (once, cached) in a process beside the job, while the generator goes on training:
+  it takes a quarter of an hour of the same 2 cores, and stopping for it would leave the
+  early version served all that time. Later candidates wait for it (deferred, not published
+  unjudged); the first one is judged as soon as it lands;
 - otherwise the candidate is scored, and published only if its FID beats the served
   version's by ``fashion_core.quality.MARGIN`` (the rollout gate's comparison; the served
   version is scored anew when its card's figures are not comparable).
@@ -26,6 +28,8 @@ what the last gate decided; the gallery and ``GET /api/training`` show it.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,12 +92,16 @@ class ProgressiveJob:
         prune: Callable[[], list[int]],
         log: Log,
         progress: ProgressFile,
+        data_dir: Path | None = None,
     ) -> None:
         self.cfg, self.data, self.run_dir = cfg, data, run_dir
         self.base_path, self.classifier_path = base_path, classifier_path
         self.publish, self.prune, self.log, self.progress = publish, prune, log, progress
+        self.data_dir = data_dir
         self.schedule = Schedule.of(cfg)
         self._evaluator: Any = None
+        self._preparing: subprocess.Popen[bytes] | None = None  # the classifier's training
+        self._prepare_tries = 0
         self._scored: dict[int, dict[str, Any]] = {}  # served versions scored by this job
 
     # --- EpochDriver ------------------------------------------------------------------------
@@ -108,7 +116,12 @@ class ProgressiveJob:
         last = float(state.get("last_candidate_s", -1.0))
         every = self.cfg.publish_every_epochs
         last_epoch = epochs_done >= self.cfg.epochs  # the epoch cap ends the run too
-        if self.schedule.due(last, clock) or (every and epochs_done % every == 0) or last_epoch:
+        deferred = bool(state.get("deferred"))
+        if deferred and not self.classifier_path.is_file():
+            self._start_evaluator()  # after a resume, or a try that failed
+        arrived = deferred and self.classifier_path.is_file()  # judge the waiting candidate
+        due = self.schedule.due(last, clock) or (every and epochs_done % every == 0)
+        if due or arrived or last_epoch:
             started = time.perf_counter()
             self._candidate(generator, state)
             state["last_candidate_s"] = clock
@@ -138,8 +151,17 @@ class ProgressiveJob:
             self._train_evaluator()
         have_evaluator = self.classifier_path.is_file()
         clock = float(state.get("clock_s", 0.0))
+        early = float(state.get("last_candidate_s", -1.0)) < self.schedule.early_until
         entry: dict[str, Any] = {"clock_s": round(clock, 1), "epochs": state["completed_epochs"]}
         quality: dict[str, Any]
+        if served is not None and not have_evaluator and not early:
+            self._start_evaluator()
+            entry["verdict"] = "deferred: the evaluator's classifier is still being trained"
+            state["deferred"] = True
+            state.setdefault("candidates", []).append(entry)
+            self.progress.update(force=True, phase="training")
+            return
+        state.pop("deferred", None)
         if served is None or not have_evaluator:
             self.progress.update(force=True, phase="evaluating")
             quality = self._figures(generator) if have_evaluator else {
@@ -182,7 +204,7 @@ class ProgressiveJob:
                 self.log(f"No se pudieron retirar versiones antiguas: {exc}.")
         state.setdefault("candidates", []).append(entry)
         if not self.classifier_path.is_file() and clock >= self.schedule.early_until:
-            self._train_evaluator()
+            self._start_evaluator()
         self.progress.update(force=True, phase="training")
 
     def _figures(self, generator: keras.Model) -> dict[str, Any]:
@@ -224,6 +246,30 @@ class ProgressiveJob:
             classifier = load_or_train_classifier(self.classifier_path, self.data, log=self.log)
             self._evaluator = Evaluator(self.data, classifier)
         return self._evaluator
+
+    def _start_evaluator(self) -> None:
+        """Train the classifier in a process beside this one (``python -m evaluation.classifier``),
+        unless one runs; after a failed try, again, twice at most (its log: the run folder)."""
+        if self._preparing is not None and self._preparing.poll() is None:
+            return
+        if self._prepare_tries >= 3:
+            return
+        self._prepare_tries += 1
+        command = [
+            sys.executable,
+            "-m",
+            "evaluation.classifier",
+            "--path",
+            str(self.classifier_path),
+        ]
+        if self.data_dir is not None:
+            command += ["--data-dir", str(self.data_dir)]
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / "classifier.log", "ab") as out:
+            self._preparing = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        self.log("Entrenando el clasificador del evaluador junto al generador (una sola vez).")
 
     def _train_evaluator(self) -> None:
         self.log("Entrenando el clasificador del evaluador (una sola vez en esta máquina).")

@@ -140,4 +140,5 @@ def progressive_job(
         prune=prune_old,
         log=log,
         progress=progress,
+        data_dir=args.data_dir,
     )
