@@ -29,12 +29,15 @@ def encode_request(url: str, method: str = "GET", body: bytes = b"") -> bytes:
 
 
 class Connection:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, source: str | None = None) -> None:
+        """``source``: the local address to connect from (every 127.x.y.z is this machine on
+        Linux, so one load generator can be many clients on loopback)."""
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"need an http:// URL, got {url!r}")
         self.host = parts.hostname
         self.port = parts.port or 80
+        self.source = source
         self.request = encode_request(url)
         self.headers: dict[str, str] = {}  # of the last answer
         self._reader: asyncio.StreamReader | None = None
@@ -67,7 +70,10 @@ class Connection:
         return await self._exchange(request)
 
     async def _open(self) -> None:
-        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        local = (self.source, 0) if self.source else None
+        self._reader, self._writer = await asyncio.open_connection(
+            self.host, self.port, local_addr=local
+        )
 
     async def _exchange(self, request: bytes) -> tuple[int, bytes]:
         reader, writer = self._reader, self._writer

@@ -47,13 +47,16 @@ class Children:
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        """Start ``argv`` in the repo root, its output in ``<log_dir>/<name>.log``. The child gets
-        a session of its own, so a Ctrl-C reaches only this process, which then stops it."""
+    def spawn(
+        self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in the repo root (or ``cwd``), its output in ``<log_dir>/<name>.log``.
+        The child gets a session of its own, so a Ctrl-C reaches only this process, which then
+        stops it."""
         with open(self.log_path(name), "wb") as log:
             proc = subprocess.Popen(
                 argv,
-                cwd=REPO_ROOT,
+                cwd=cwd or REPO_ROOT,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

@@ -7,8 +7,8 @@ memory and open files sampled throughout.
 
 Targets: no unexpected answer (every one is the kind's own status, or a 503 with Retry-After),
 no client timeout, resident memory growing less than 10% from the end of the warm-up (the first
-tenth of the run) to the end, and no growth in open file descriptors. tests/test_soak.py runs a
-12-second version of the same.
+tenth of the run, at least 2 s) to the end, and no growth in open file descriptors.
+tests/test_soak.py runs a 12-second version of the same.
 """
 
 from __future__ import annotations
@@ -34,7 +34,11 @@ class SoakReport:
     samples: list[tuple[float, float, int]] = field(default_factory=list)  # (t, RSS MB, fds)
 
     def _after_warmup(self) -> list[tuple[float, float, int]]:
-        return [s for s in self.samples if s[0] >= 0.1 * self.seconds] or self.samples
+        # the first tenth of the run, and at least the 1 s over which clients arrive and a
+        # second more (on a busy machine they arrive late): connections still being opened
+        # are not growth
+        warm = max(0.1 * self.seconds, 2.0)
+        return [s for s in self.samples if s[0] >= warm] or self.samples
 
     @property
     def rss_growth(self) -> float:

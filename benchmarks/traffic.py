@@ -61,16 +61,25 @@ class Tally:
     timeouts: int = 0
     broken: int = 0  # connection errors
     unexpected: Counter[str] = field(default_factory=Counter)  # "kind status"
+    # when each answer of a status came (monotonic), to tell waves of answers apart
+    ends: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
 
     def record(self, kind: Kind, status: int, seconds: float, retry_after: str | None) -> None:
         self.statuses[kind.name][status] += 1
         self.latencies[(kind.name, status)].append(seconds)
+        self.ends[status].append(time.monotonic())
         refused = status == 503 and retry_after is not None
         if status not in kind.ok and not refused:
             self.unexpected[f"{kind.name} {status}"] += 1
 
     def count(self, status: int) -> int:
         return sum(c[status] for c in self.statuses.values())
+
+
+def source(number: int, first: int = 1) -> str:
+    """Client ``number``'s own loopback address, 127.<first>.x.y: a client of its own for
+    the gateway's per-address fairness and pacing."""
+    return f"127.{first}.{number // 250}.{number % 250 + 1}"
 
 
 async def drive(
@@ -81,15 +90,18 @@ async def drive(
     timeout_s: float = 10.0,
     polite: bool = True,
     ramp_s: float = 1.0,
+    sources: int | None = None,
 ) -> Tally:
     """Run ``clients`` closed-loop clients over ``mix`` for ``seconds``, starting at random
     moments of the first ``ramp_s`` (256 connections opened in the same instant measure the
-    accept queue, not the gateway)."""
+    accept queue, not the gateway). ``sources``: each client connects from its own address
+    127.<sources>.x.y (else all from 127.0.0.1, one client as far as the gateway can tell)."""
     tally, deadline = Tally(), time.monotonic() + seconds
     requests = {k.name: encode_request(url + k.target, k.method, k.body) for k in mix}
 
     async def client(number: int) -> None:
-        rng, conn = random.Random(number), Connection(url)
+        here = None if sources is None else source(number, sources)
+        rng, conn = random.Random(number), Connection(url, here)
         await asyncio.sleep(rng.random() * ramp_s)  # clients arrive over the first second
         while time.monotonic() < deadline:
             kind = rng.choice(mix)
@@ -114,9 +126,13 @@ async def drive(
     return tally
 
 
-async def probe(url: str, until: float, every_s: float = 0.05) -> list[float]:
-    """Seconds each GET /healthz took, one every ``every_s``, on a connection of its own."""
-    conn, seconds = Connection(url + "/healthz"), []
+async def probe(
+    url: str, until: float, every_s: float = 0.05, fresh: bool = False, path: str = "/healthz"
+) -> list[float]:
+    """Seconds each GET ``path`` took, one every ``every_s``, on a connection of its own
+    (``fresh``: a new connection for every probe, as a kubelet's probes come). A failed probe
+    counts as infinitely slow."""
+    conn, seconds = Connection(url + path), []
     while time.monotonic() < until:
         started = time.monotonic()
         try:
@@ -124,6 +140,8 @@ async def probe(url: str, until: float, every_s: float = 0.05) -> list[float]:
         except (TimeoutError, OSError, HttpError):
             status = 0
         seconds.append(time.monotonic() - started if status == 200 else float("inf"))
+        if fresh:
+            conn.close()
         await asyncio.sleep(every_s)
     conn.close()
     return seconds

@@ -53,7 +53,8 @@ RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home app
 WORKDIR /home/app
 EXPOSE 8000
-# /readyz answers 200 only while TF Serving has a version AVAILABLE (no curl needed: Python)
+# /readyz answers 200 while the gateway answers requests, TF Serving's state is in its body
+# (no curl needed: Python)
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('GATEWAY_PORT', '8000'), timeout=3)"]
 USER 10001:10001

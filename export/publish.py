@@ -18,7 +18,8 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,19 +56,46 @@ def _owner_lock(folder: Path) -> Path:
 
 
 def clean_leftovers(base_path: Path) -> list[Path]:
-    """Remove temporary folders (and lock files) of publishes that are not running any more."""
+    """Remove temporary folders (and lock files) of publishes that are not running any more.
+
+    Each leftover is judged under its own lock, taken without waiting: a lock we get is one no
+    publisher holds, and while we hold it no publisher can take it, so the folder and the lock
+    file go together and no live publish loses either. (Probing the lock, releasing it and then
+    deleting by path, as before, let a publisher take the lock in between.)"""
     removed = []
+    seen: set[Path] = set()
     for p in sorted(base_path.glob(TMP_PREFIX + "*")):
-        if p.name.endswith(".lock"):
-            if not (p.with_suffix("")).exists() and not locks.is_held(p):
-                p.unlink(missing_ok=True)
+        folder = p.with_name(p.name.removesuffix(".lock"))
+        if folder in seen:
             continue
-        if locks.is_held(_owner_lock(p)):
+        seen.add(folder)
+        fd = locks.try_acquire(_owner_lock(folder))
+        if fd is None:
             continue  # another publish is writing it right now
-        shutil.rmtree(p, ignore_errors=True)
-        _owner_lock(p).unlink(missing_ok=True)
-        removed.append(p)
+        try:
+            if folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+            _owner_lock(folder).unlink(missing_ok=True)  # still held: nobody else has it
+        finally:
+            os.close(fd)
     return removed
+
+
+@contextmanager
+def owned_folder(base_path: Path) -> Iterator[Path]:
+    """A fresh hidden folder name under ``base_path`` whose owner lock this process holds for
+    the ``with`` body (the folder itself is the caller's to create). The lock is taken before
+    the folder exists and dropped after it is gone (renamed or removed), and the lock file is
+    unlinked while still held, so a cleaner never sees the folder without a held lock."""
+    tmp = base_path / f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}"
+    owner = locks.acquire(_owner_lock(tmp))  # waits out a cleaner that is probing it
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already after a successful rename
+        _owner_lock(tmp).unlink(missing_ok=True)
+        os.close(owner)
 
 
 def verify(path: Path, generator: keras.Model) -> None:
@@ -101,10 +129,7 @@ def publish(
     base_path.mkdir(parents=True, exist_ok=True)
     base_path = base_path.resolve()
     clean_leftovers(base_path)
-    tmp = base_path / f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}"
-    owner = locks.try_acquire(_owner_lock(tmp))  # a fresh name: always free
-    assert owner is not None
-    try:
+    with owned_folder(base_path) as tmp:
         step("save")
         save_serving_model(generator, tmp)
         extra = tmp / "assets.extra"
@@ -125,10 +150,4 @@ def publish(
             atomic.fsync_dir(base_path)
             record_version(base_path, version)
         step("done")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        os.close(owner)
-        _owner_lock(tmp).unlink(missing_ok=True)
     return Published(version, final)

@@ -17,6 +17,8 @@ trainer writes its own progress as data (``fashion_core.progress``); ``state()``
 
 A failed job is not started again at once: automatic starts (train-on-miss) wait a growing
 delay (30 s, 60 s, ... up to an hour), shown as ``retry_at``; an admin's start does not wait.
+A job that exits 0 without publishing a version (the trainer's progress names none) counts as
+failed too: a miss would otherwise start the same fruitless job again at once.
 """
 
 from __future__ import annotations
@@ -145,7 +147,9 @@ class TrainingJobs:
         # called with the start lock held, or when no dead job needs recording
         for pid, child in list(self._children.items()):
             if child.poll() is not None:  # reap our own finished supervisors (no zombies)
-                del self._children[pid]
+                # pop, not del: state() runs without the start lock in several threads at
+                # once (the job server's and the gateway's), and two may reap the same child
+                self._children.pop(pid, None)
         job = _read(self.dir)
         if job.state == "running" and not locks.is_held(self.dir / RUNNING_LOCK):
             _write(self.dir, _failed(job, "the training process died before finishing"))
@@ -268,9 +272,14 @@ def supervise(jobs_dir: Path, lock_fd: int, train_args: list[str]) -> int:
                 _write(jobs_dir, job)
         code = child.wait()
     job.log_tail = list(tail)
-    if code == 0:
+    published = progress.read(jobs_dir / PROGRESS_FILE).version is not None
+    if code == 0 and (published or "--no-publish" in train_args):
         job.state, job.finished, job.returncode = "succeeded", time.time(), 0
         job.failures, job.retry_at, job.error = 0, None, None
+    elif code == 0:
+        # a job that trains and publishes nothing would otherwise reset the back-off, and the
+        # next miss would start the same fruitless job at once, in a loop
+        _failed(job, "training finished but published no version", code)
     else:
         _failed(job, (tail[-1] if tail else "") or f"training exited with code {code}", code)
     # the outcome and the release of the running lock happen together, under the start lock:

@@ -12,14 +12,45 @@ from fashion_core import atomic
 HIGH_WATER_FILE = ".high-water"
 
 
-def list_versions(base_path: Path) -> list[int]:
-    """Numeric version folders (``00000123`` is 123), ascending. Hidden temporary folders of
-    publishes in progress are not numeric, so never listed."""
+class BasePathError(OSError):
+    """The base path cannot be read (permissions, a missing mount, an NFS fault): nobody can
+    tell whether versions exist, so nothing may act as if none did."""
+
+
+def scan_versions(base_path: Path) -> list[int]:
+    """Numeric version folders (``00000123`` is 123), ascending; raises BasePathError when the
+    folder cannot be read. A base path that does not exist inside a folder that does is a fresh
+    volume with nothing published (the first publish creates it): ``[]``. One whose parent is
+    missing too is a volume that is not mounted: an error, never "no versions"."""
     try:
         entries = list(base_path.iterdir())
-    except OSError:  # missing, not a folder, or not readable: no versions
+    except FileNotFoundError:
+        if base_path.parent.is_dir():
+            return []
+        raise BasePathError(
+            f"neither {base_path} nor {base_path.parent} exists (is the volume mounted?)"
+        ) from None
+    except OSError as exc:
+        raise BasePathError(f"{base_path} cannot be read: {exc.strerror or exc}") from None
+    versions = []
+    for p in entries:
+        if p.name.isdigit():
+            try:
+                if p.is_dir():
+                    versions.append(int(p.name))
+            except OSError as exc:  # is_dir() hides most errors; a stale handle is one it shows
+                raise BasePathError(f"{p} cannot be read: {exc.strerror or exc}") from None
+    return sorted(versions)
+
+
+def list_versions(base_path: Path) -> list[int]:
+    """Numeric version folders, ascending, for tools that only report: a folder that cannot be
+    read counts as having none. Anything that decides to train uses ``scan_versions``, which
+    raises instead. Hidden temporary folders of publishes in progress are never listed."""
+    try:
+        return scan_versions(base_path)
+    except BasePathError:
         return []
-    return sorted(int(p.name) for p in entries if p.name.isdigit() and p.is_dir())
 
 
 def version_dir(base_path: Path, version: int) -> Path:

@@ -7,8 +7,9 @@ is tried again after the time the gateway asks for, while the client's retry bud
 
 from __future__ import annotations
 
+import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +45,10 @@ class GatewayClient:
     """``GatewayClient("http://127.0.0.1:8000").sheet(seed=42).data`` -> PNG bytes.
 
     ``retries``: how many times a 503 with Retry-After is tried again; ``max_wait_s``: the most
-    the client sleeps in all for one call (a Retry-After beyond it is not waited for)."""
+    the client sleeps in all for one call (a Retry-After beyond it is not waited for). Each
+    retry waits the Retry-After plus a random part of ``jitter_s``: clients refused in the same
+    instant then do not all come back in the same instant (and never earlier than asked, when
+    the gateway would hold them anyway). ``sleep``: how to wait (tests record the waits)."""
 
     def __init__(
         self,
@@ -55,9 +59,12 @@ class GatewayClient:
         max_wait_s: float = 60.0,
         client_id: str | None = None,
         session: requests.Session | None = None,
+        jitter_s: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s, self.retries, self.max_wait_s = timeout_s, retries, max_wait_s
+        self.jitter_s, self._sleep, self._rng = jitter_s, sleep, random.Random()
         self.session = session or requests.Session()
         if client_id:  # keeps this client on one side of a canary split
             self.session.headers["X-Client-Id"] = client_id
@@ -195,8 +202,9 @@ class GatewayClient:
                 and attempt < self.retries
                 and waited + wait <= self.max_wait_s
             ):
-                time.sleep(wait)
-                waited, attempt = waited + wait, attempt + 1
+                pause = wait + self._rng.uniform(0, self.jitter_s)
+                self._sleep(pause)
+                waited, attempt = waited + pause, attempt + 1
                 continue
             raise GatewayError(_sentence(resp), resp.status_code, wait)
 

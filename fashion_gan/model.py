@@ -33,7 +33,7 @@ from fashion_core.cards import read_card
 from fashion_core.latents import MAX_SEED, latents_for
 from fashion_core.models_config import LabelFile
 from fashion_core.render import sheet_png
-from fashion_core.versions import list_versions, version_dir
+from fashion_core.versions import BasePathError, scan_versions, version_dir
 from gateway.chunking import padded, split
 from gateway.errors import TrainerError
 from gateway.settings import Settings, from_env
@@ -56,6 +56,7 @@ class Generador:
     card: dict[str, Any]
     max_batch: int
     _fn: Any = field(repr=False)
+    _root: Any = field(repr=False, default=None)  # the SavedModel whose variables _fn reads
 
     def generate(self, z: np.ndarray) -> np.ndarray:
         """Rows in calls of MIN_ROWS to ``max_batch``, short calls padded as the gateway pads
@@ -84,6 +85,15 @@ _loaded: dict[tuple[str, int], Generador] = {}
 _lock = threading.Lock()  # one load per version, whatever the number of threads asking
 
 
+def _published(base: Path) -> list[int]:
+    """The versions under ``base``; a folder that cannot be read is an error, never "none"
+    (that would train a new version in its place)."""
+    try:
+        return scan_versions(base)
+    except BasePathError as exc:
+        raise ModelError(f"{exc}.") from None
+
+
 def _settings() -> Settings:
     return from_env(os.environ)
 
@@ -95,9 +105,9 @@ def _load(base: Path, version: int, max_batch: int) -> Generador:
             from gateway.backends.embedded import load_signature, signature_latent_dim
 
             path = version_dir(base, version)
-            fn = load_signature(str(path))
+            root, fn = load_signature(str(path))
             _loaded[key] = Generador(
-                version, signature_latent_dim(fn), read_card(path), max_batch, fn
+                version, signature_latent_dim(fn), read_card(path), max_batch, fn, root
             )
         return _loaded[key]
 
@@ -118,14 +128,15 @@ def _train(s: Settings, base: Path, profile: str, log: Callable[[str], None]) ->
         )
     )
     seen: list[str] = []
-    while job.get("state") == "running" and not list_versions(base):
+    while job.get("state") == "running" and not _published(base):
         time.sleep(POLL_S)
         job = asyncio.run(trainer.state())
         for line in job.get("log_tail") or []:
             if line not in seen:
                 log(line)
                 seen.append(line)
-    if not list_versions(base):
+    # a progressive job is still running when its first version lands: a version is success
+    if not _published(base):
         retry = f"; the next try waits until {job['retry_at']}" if job.get("retry_at") else ""
         raise ModelError(
             f"the training job failed: {job.get('error') or 'it published no version'}{retry}."
@@ -157,7 +168,7 @@ def _cargar(
     say = log or (lambda line: print(line, file=sys.stderr))
     if version is not None and label is not None:
         raise ValueError("give either version or label, not both.")
-    published = list_versions(base)
+    published = _published(base)
     if label is not None:
         labels = LabelFile(s.model_config_file, s.model_name).labels()
         if label not in labels:
@@ -174,7 +185,7 @@ def _cargar(
             _train(s, base, profile or s.train_profile, say)
         except TrainerError as exc:  # the trainer service is unreachable or refused
             raise ModelError(str(exc)) from None
-        published = list_versions(base)
+        published = _published(base)
     return _load(base, published[-1], s.upstream_max_batch)
 
 

@@ -21,6 +21,7 @@ from fashion_core.contract import MODEL_NAME
 from gateway.backends.base import Backend, Generated, Pin, VersionState
 from gateway.chunking import ChunkedBackend
 from gateway.errors import BadRequest, NoVersion, UpstreamError
+from gateway.params import LABEL
 from gateway.settings import Settings
 
 __all__ = ["Prediction", "ServingClient", "ServingError"]
@@ -137,4 +138,10 @@ class ServingClient:
 def _pin(version: int | None, label: str | None) -> Pin:
     if version is not None and label is not None:
         raise ValueError("give either version or label, not both.")
+    if label is not None and not LABEL.fullmatch(label):
+        # "." or ".." would be URL path segments: /labels/../metadata is the newest version's
+        raise ValueError(
+            "label must be 1-64 letters, digits, '_', '-' or '.', starting with a "
+            "letter or digit, e.g. stable."
+        )
     return Pin(version=version, label=label)

@@ -26,6 +26,7 @@ def main() -> int:
     )
     quiet_tensorflow()  # the embedded backend imports TensorFlow: no CUDA probing noise
     from gateway.app import create_app
+    from gateway.server import raise_open_files_limit, uvicorn_config
 
     app = create_app(settings)
     print(
@@ -33,16 +34,8 @@ def main() -> int:
         "api/generar-diseno  (docs: /docs)",
         flush=True,
     )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        # past this many connections uvicorn answers 503 at once instead of queueing them
-        limit_concurrency=settings.max_connections,
-        # SIGTERM: stop accepting, let requests in flight finish for up to this long
-        timeout_graceful_shutdown=round(settings.shutdown_grace_s),
-    )
+    raise_open_files_limit(settings)
+    uvicorn.Server(uvicorn_config(app, settings)).run()
     return 0
 
 

@@ -100,11 +100,16 @@ def create_app(
     def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def answer(request: Request) -> Response:
             try:
-                return await handler(gw, request)
+                response = await handler(gw, request)
             except ClientGone:
                 return Response(status_code=CLIENT_CLOSED)  # nobody reads it; counted
             except Exception as exc:  # expected ones are answered in misses.answer
-                return await misses.answer(gw, exc)
+                response = await misses.answer(gw, exc)
+            if request.method == "POST" and not getattr(request.state, "body_read", False):
+                # refused before its body was read whole (gateway/bodies.py): close rather
+                # than receive the rest of it only to throw it away
+                response.headers["connection"] = "close"
+            return response
 
         answer.__doc__ = handler.__doc__
         return answer
@@ -127,8 +132,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await gw.backend.start()
-        settle_heap()
+        settle_heap()  # before the first model loads: models must stay collectable
+        await gw.start()
         kick = asyncio.create_task(misses.bootstrap(gw))
         yield
         kick.cancel()
@@ -153,10 +158,12 @@ def create_app(
 
 
 def settle_heap() -> None:
-    """Move everything allocated so far (TensorFlow, a loaded model: millions of objects) out
-    of the garbage collector's sight. Otherwise every full collection walks all of it while the
-    event loop waits: 100-250 ms pauses under load, measured, which /healthz and every answer
-    in flight would feel."""
+    """Move everything allocated so far (TensorFlow and the rest of the imports: millions of
+    objects) out of the garbage collector's sight. Otherwise every full collection walks all of
+    it while the event loop waits: 100-250 ms pauses under load, measured, which /healthz and
+    every answer in flight would feel. Called before any model is loaded: a frozen object is
+    never collected, and a model that is replaced or evicted must be (gateway/backends/
+    loader.py)."""
     gc.collect()
     gc.freeze()
 

@@ -1,56 +1,58 @@
 """Continuous batching with admission control: concurrent requests for the same pin share one
-model call, and the queue in front of the model stays short enough to keep answers fast.
+model call, the queue in front of the model stays short enough to keep answers fast, and no
+client takes more than its turn.
 
 A call starts as soon as the model is free; requests that arrive while a call runs wait and go
-together in the next one, up to ``max_images``. Under load (the previous call carried more than
-one request) the worker waits ``window_ms`` for the clients that are just reading their answers
-to send their next request: without it, a closed loop of clients splits into one big and several
-tiny calls, and small calls cost more per image. A lone request never waits. One worker task per
-pin keeps versions and labels apart.
+together in the next one, up to ``max_images``, taken round-robin by client
+(gateway/fairqueue.py). Under load (the previous call carried more than one request) the worker
+waits ``window_ms`` for the clients that are just reading their answers to send their next
+request: without it, a closed loop of clients splits into one big and several tiny calls, and
+small calls cost more per image. A lone request never waits. One worker task per pin keeps
+versions and labels apart.
 
-Admission: a request is refused at once (``Overloaded``, answered 503 with Retry-After) when
-the images already waiting would take longer than ``max_wait_s`` at the measured model speed, or
-when more than ``max_queue_images`` wait. An admitted request that still waits after
-``queue_timeout_s`` is dropped without being computed (``QueueTimeout``, also 503), and so is one
-whose client went away (its future is cancelled). Nothing waits unboundedly.
+Admission (``admit``, before any work): a request is refused at once (``Overloaded``, answered
+503 with Retry-After) when the wait it would have, at the speed the model shows now
+(gateway/speed.py), is longer than ``max_wait_s``; while the model is failing, when anything is
+already running or queued; or when more than ``max_queue_images`` wait. Its wait counts the
+calls still running and the images that the round-robin order would put before it, in whole
+calls of ``max_images``: a request that fits in the next call waits only for the running one,
+so a queue of small sheets is never refused for being long in images. Every admitted request
+has a deadline, ``queue_timeout_s`` after it was queued: a timer answers it ``QueueTimeout``
+(503) at that moment if its call has not started, and a request whose client went away leaves
+the queue at once. Nothing waits unboundedly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections import deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from gateway.backends.base import Backend, Generated, Pin
-from gateway.errors import Overloaded, QueueTimeout
+from gateway.errors import Overloaded, QueueTimeout, UpstreamError
+from gateway.fairqueue import FairQueue
+from gateway.speed import Speed
 
 
-@dataclass
+@dataclass(eq=False)
 class _Item:
     z: np.ndarray
+    client: str
     future: asyncio.Future[Generated] = field(repr=False)
     enqueued: float = 0.0
+    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+    queued: bool = True  # still in its queue (not taken into a call, expired or abandoned)
 
 
-class Speed:
-    """Images per second the model delivers: the best of the last calls. Optimistic on
-    purpose: a call that waited for the CPU behind another one, or paid for a first-time kernel
-    set-up, says little about capacity; admission must not refuse work the model can do."""
-
-    def __init__(self, window: int = 16) -> None:
-        self._rates: deque[float] = deque(maxlen=window)
-
-    @property
-    def images_per_s(self) -> float | None:
-        return max(self._rates) if self._rates else None
-
-    def observe(self, images: int, seconds: float) -> None:
-        if seconds > 0:
-            self._rates.append(images / seconds)
+class _PinQueue:
+    def __init__(self) -> None:
+        self.items: FairQueue[_Item] = FairQueue(lambda item: len(item.z))
+        self.ready = asyncio.Event()
 
 
 class Batcher:
@@ -65,6 +67,7 @@ class Batcher:
         queue_timeout_s: float = 3.0,
         observe: Callable[[int], None] = lambda n: None,
         on_drop: Callable[[str], None] = lambda reason: None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.backend = backend
         self.max_images = max_images
@@ -74,95 +77,127 @@ class Batcher:
         self.queue_timeout_s = queue_timeout_s
         self.observe = observe  # called with each batch's image count (metrics)
         self.on_drop = on_drop  # called with why a queued request was not computed (metrics)
-        self.speed = Speed()
+        self.speed = Speed(clock)  # clock: tests drive time by hand
         self.waiting = 0  # images queued, all pins
         self.running = 0  # images in model calls now
-        self._queues: dict[Pin, asyncio.Queue[_Item]] = {}
+        self._by_client: Counter[str] = Counter()  # images queued per client, all pins
+        self._queues: dict[Pin, _PinQueue] = {}
         self._workers: dict[Pin, asyncio.Task[None]] = {}
 
-    def expected_wait_s(self) -> float:
-        """How long the images queued ahead of a new request take at the measured speed."""
-        rate = self.speed.images_per_s
-        return 0.0 if rate is None else self.waiting / rate
+    # --- admission -----------------------------------------------------------------------
+    def ahead(self, client: str, n: int) -> int:
+        """Images the round-robin order computes before ``n`` more images of ``client``: its
+        own queued ones, and from each other client as many as it would have by then."""
+        own = self._by_client[client]
+        return own + sum(min(q, own + n) for c, q in self._by_client.items() if c != client)
 
-    def admit(self, n: int) -> None:
-        """Raise Overloaded unless ``n`` more images may wait now. Cheap: handlers ask this
-        before they draw any noise, so a burst of refusals costs the event loop little."""
+    def expected_wait_s(self, client: str = "", n: int = 0) -> float:
+        """How long ``n`` more images of ``client`` would wait before their call starts: the
+        running calls' remaining time, then each whole call ahead of theirs."""
+        calls_ahead = max(math.ceil((self.ahead(client, n) + n) / self.max_images) - 1, 0)
+        return self.speed.remaining_s() + calls_ahead * self.speed.expected_s(self.max_images)
+
+    def admit(self, n: int, client: str = "") -> None:
+        """Raise Overloaded unless ``n`` more images of ``client`` may wait now. Cheap (no
+        await, nothing allocated): handlers ask this before any work, so a refusal costs the
+        event loop little."""
+        if self.speed.failing and (self.waiting or self.running):
+            raise Overloaded("the model is failing; one request at a time tries it again")
         if self.waiting + n > self.max_queue_images:
             raise Overloaded(f"{self.waiting} images are already waiting for the model")
-        wait = self.expected_wait_s()
-        if self.waiting and wait > self.max_wait_s:
-            raise Overloaded(f"the images ahead would take {wait:.1f}s")
+        if self.waiting or self.running:
+            wait = self.expected_wait_s(client, n)
+            if wait > self.max_wait_s:
+                raise Overloaded(f"the images ahead would take {wait:.1f}s")
 
-    def submit(self, z: np.ndarray, pin: Pin) -> asyncio.Future[Generated]:
+    def submit(self, z: np.ndarray, pin: Pin, client: str = "") -> asyncio.Future[Generated]:
         """Queue ``z`` for the version ``pin`` names, or raise Overloaded at once (no await
-        before the decision, so a refusal costs the event loop almost nothing). Cancelling
-        the returned future drops the work if it has not started."""
-        self.admit(len(z))
-        future: asyncio.Future[Generated] = asyncio.get_running_loop().create_future()
+        before the decision). Cancelling the returned future takes the work out of the queue
+        if its call has not started."""
+        self.admit(len(z), client)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Generated] = loop.create_future()
         queue = self._queues.get(pin)
         if queue is None:
-            queue = self._queues[pin] = asyncio.Queue()
+            queue = self._queues[pin] = _PinQueue()
             self._workers[pin] = asyncio.create_task(self._work(pin, queue))
-        queue.put_nowait(_Item(z, future, time.monotonic()))
+        item = _Item(z, client, future, time.monotonic())
+        item.timer = loop.call_later(self.queue_timeout_s, self._expire, queue, item)
+        future.add_done_callback(lambda f: self._abandoned(queue, item))
+        queue.items.put(client, item)
         self.waiting += len(z)
+        self._by_client[client] += len(z)
+        queue.ready.set()
         return future
 
-    async def generate(self, z: np.ndarray, pin: Pin) -> Generated:
+    async def generate(self, z: np.ndarray, pin: Pin, client: str = "") -> Generated:
         """Images for ``z`` from the version ``pin`` names, computed in a shared batch.
         Raises Overloaded or QueueTimeout when the model has more work than it can do soon."""
-        return await self.submit(z, pin)
+        return await self.submit(z, pin, client)
 
-    def _take(self, item: _Item, now: float) -> bool:
-        """Whether ``item`` goes into the batch; expired or abandoned items are answered."""
-        self.waiting -= len(item.z)
-        if item.future.done():  # cancelled: the client went away
-            self.on_drop("client_gone")
+    # --- the queue -------------------------------------------------------------------------
+    def _unqueue(self, queue: _PinQueue, item: _Item) -> bool:
+        """Take ``item`` out of the accounting (and its queue); False if it already was."""
+        if not item.queued:
             return False
-        if now - item.enqueued > self.queue_timeout_s:
-            item.future.set_exception(QueueTimeout(f"waited {now - item.enqueued:.1f}s"))
-            self.on_drop("queue_timeout")
-            return False
+        item.queued = False
+        if item.timer is not None:
+            item.timer.cancel()
+        queue.items.remove(item.client, item)
+        n = len(item.z)
+        self.waiting -= n
+        self._by_client[item.client] -= n
+        if self._by_client[item.client] <= 0:
+            del self._by_client[item.client]
         return True
 
-    async def _work(self, pin: Pin, queue: asyncio.Queue[_Item]) -> None:
-        carry: _Item | None = None
+    def _expire(self, queue: _PinQueue, item: _Item) -> None:
+        if self._unqueue(queue, item) and not item.future.done():
+            waited = time.monotonic() - item.enqueued
+            item.future.set_exception(QueueTimeout(f"waited {waited:.1f}s"))
+            self.on_drop("queue_timeout")
+
+    def _abandoned(self, queue: _PinQueue, item: _Item) -> None:
+        # the future is done: answered, expired, or cancelled because its client left
+        if item.future.cancelled() and self._unqueue(queue, item):
+            self.on_drop("client_gone")
+
+    async def _work(self, pin: Pin, queue: _PinQueue) -> None:
         loaded = False  # the previous call carried more than one request
         while True:
-            first = carry if carry is not None else await queue.get()
-            carry = None
+            if not queue.items:
+                queue.ready.clear()
+                await queue.ready.wait()
+                continue
             if self.window and loaded:
                 await asyncio.sleep(self.window)
-            now = time.monotonic()
-            batch = [first] if self._take(first, now) else []
-            count = sum(len(i.z) for i in batch)
-            while not queue.empty():
-                item = queue.get_nowait()
-                if count + len(item.z) > self.max_images:
-                    carry = item  # first in the next batch: order is kept
-                    break
-                if self._take(item, now):
-                    batch.append(item)
-                    count += len(item.z)
+            batch = queue.items.take(self.max_images)
+            for item in batch:
+                self._unqueue(queue, item)
             loaded = len(batch) > 1
-            if not batch:
-                continue
-            await self._run(pin, batch, count)
+            if batch:
+                await self._run(pin, batch, sum(len(i.z) for i in batch))
 
     async def _run(self, pin: Pin, batch: list[_Item], count: int) -> None:
         self.observe(count)
         self.running += count
-        started = time.monotonic()
+        call = self.speed.started(count)
         try:
             result = await self.backend.generate(np.concatenate([i.z for i in batch]), pin)
         except Exception as exc:  # every waiting request gets the same error
+            # only the model server's own faults make it "failing" (or slow); an unknown label
+            # or a version not published yet says nothing about the model
+            if isinstance(exc, UpstreamError):
+                self.speed.finished(call, ok=False)
+            else:
+                self.speed.forget(call)
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(exc)
             return
         finally:
             self.running -= count
-        self.speed.observe(count, time.monotonic() - started)
+        self.speed.finished(call, ok=True)
         start = 0
         for item in batch:
             end = start + len(item.z)

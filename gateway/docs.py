@@ -28,7 +28,11 @@ def _answers(ok: dict[str, Any]) -> dict[str, Any]:
         "400": {"description": "bad input: the sentence says what is allowed", **err},
         "404": {"description": "pinned version does not exist", **err},
         "502": {"description": "the model server gave a bad answer", **err},
-        "503": {"description": "no version yet (training started) or model server down", **err},
+        "503": {
+            "description": "at capacity, no version yet (training started), or model server "
+            "down (Retry-After says when to come back)",
+            **err,
+        },
         "504": {"description": "the model server missed its deadline", **err},
     }
 
@@ -213,11 +217,10 @@ def openapi(s: Settings) -> dict[str, Any]:
             },
             "/readyz": {
                 "get": {
-                    "summary": "200 while a model version is AVAILABLE, else 503.",
-                    "responses": {
-                        "200": {"description": "ready"},
-                        "503": {"description": "not ready"},
-                    },
+                    "summary": "200 while the gateway answers (if only with 503 and "
+                    "Retry-After); the body says what TF Serving last reported (upstream: "
+                    "reachable, ready, versions) and whether the model folder can be read.",
+                    "responses": {"200": {"description": "ready"}},
                 }
             },
             "/metrics": {

@@ -71,9 +71,12 @@ def target(name: str, raw: str) -> str:
 
 
 def served_name(name: str, raw: str) -> str:
-    # TF Serving: names match [^/:]+ (contract: REST)
-    if not re.fullmatch(r"[^/:\s]+", raw):
-        raise SettingsError(f"{name} must be a model name without '/', ':' or spaces, got {raw!r}.")
+    # TF Serving: names match [^/:]+ (contract: REST); "." and ".." would be path segments that
+    # an HTTP client folds away (/labels/../metadata is the newest version's metadata)
+    if not re.fullmatch(r"[^/:\s]+", raw) or not raw.strip("."):
+        raise SettingsError(
+            f"{name} must be a name without '/', ':' or spaces, and not only dots, got {raw!r}."
+        )
     return raw
 
 

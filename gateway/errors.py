@@ -55,6 +55,10 @@ class Overloaded(Exception):
     The message says why; the answer adds what to do."""
 
 
+class BodiesFull(Overloaded):
+    """Request bodies already fill GATEWAY_MAX_BUFFERED_BYTES: this one is not read (503)."""
+
+
 class QueueTimeout(Overloaded):
     """An admitted request waited too long for the model; it was dropped uncomputed (503)."""
 

@@ -4,6 +4,9 @@ errors go to gateway/misses.py, the one place that turns them into HTTP answers.
 from __future__ import annotations
 
 import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
@@ -19,20 +22,6 @@ from gateway.service import Gateway
 MEDIA = {"png": "image/png", "gif": "image/gif"}
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing more than ``limit`` bytes without reading it all into memory."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BadRequest(f"the body must be at most {limit} bytes.", 413)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BadRequest(f"the body must be at most {limit} bytes.", 413)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _sheet(
     gw: Gateway,
     request: Request,
@@ -44,7 +33,8 @@ async def _sheet(
     deterministic: bool,
     fmt: str = "png",
 ) -> Response:
-    images = gw.submit(z, pin, route)  # type: ignore[arg-type]  # Overloaded: 503 at once
+    started = time.monotonic()
+    images = gw.submit(z, pin, route, gw.client(request))  # type: ignore[arg-type]  # 503 at once
 
     async def draw() -> tuple[Generated, bytes]:
         out = await images
@@ -54,7 +44,7 @@ async def _sheet(
 
     out, png = await unless_gone(request, draw())
     gw.metrics.sheets.labels(str(out.version), route).inc()
-    gw.metrics.served_version.set(out.version)
+    gw.served(route, out.version, started)
     cache = sheets.cache_policy(deterministic, version_pinned=pin.version is not None)
     vary = route != "pinned" and routing.splits(gw.settings)
     return sheets.answer(
@@ -65,7 +55,7 @@ async def _sheet(
 async def design_get(gw: Gateway, request: Request) -> Response:
     """A PNG design sheet drawn from fresh noise, or from ``seed`` (reproducible)."""
     layout, seed, explicit = params.query(request.query_params, gw.settings)
-    gw.batcher.admit(layout.count)  # refuse before any work (503 at once)
+    await gw.admit(gw.client(request), layout.count)  # refuse before any work (503 at once)
     pin, route = gw.route(request, explicit)
     dim = await gw.latent_dim(pin, route)
     seeded = seed is not None
@@ -75,12 +65,16 @@ async def design_get(gw: Gateway, request: Request) -> Response:
     return await _sheet(gw, request, z, layout, pin, route, seed, deterministic=seeded)
 
 
-async def _posted(gw: Gateway, request: Request) -> tuple[bytes, Pin, str, int]:
-    """A POST's body, pin (from the query; the body may name another), route and latent size."""
-    raw = await read_body(request, gw.settings.max_body_bytes)
+@asynccontextmanager
+async def _posted(gw: Gateway, request: Request) -> AsyncIterator[tuple[bytes, Pin, str, int]]:
+    """A POST's body, pin (from the query; the body may name another), route and latent size.
+    Admission comes first: the body of a request the gateway would refuse is never read."""
+    client = gw.client(request)
+    await gw.admit(client, 1)
     explicit = params.pin(dict(request.query_params)) if request.query_params else None
-    pin, route = gw.route(request, explicit)
-    return raw, pin, route, await gw.latent_dim(pin, route)
+    async with gw.body(request, client) as raw:
+        pin, route = gw.route(request, explicit)
+        yield raw, pin, route, await gw.latent_dim(pin, route)
 
 
 def _repin(pin: Pin, route: str, body_pin: Pin | None) -> tuple[Pin, str]:
@@ -89,8 +83,8 @@ def _repin(pin: Pin, route: str, body_pin: Pin | None) -> tuple[Pin, str]:
 
 async def design_post(gw: Gateway, request: Request) -> Response:
     """A PNG sheet from the caller's latent vectors."""
-    raw, pin, route, dim = await _posted(gw, request)
-    layout, z, body_pin = params.body(raw, gw.settings, dim)
+    async with _posted(gw, request) as (raw, pin, route, dim):
+        layout, z, body_pin = params.body(raw, gw.settings, dim)
     pin, route = _repin(pin, route, body_pin)
     return await _sheet(gw, request, z, layout, pin, route, None, deterministic=True)
 
@@ -98,7 +92,7 @@ async def design_post(gw: Gateway, request: Request) -> Response:
 async def interpolate_get(gw: Gateway, request: Request) -> Response:
     """A strip (or, with format=gif, an animation) of the walk between two seeds' designs."""
     walk, explicit = params.walk_query(request.query_params, gw.settings)
-    gw.batcher.admit(walk.layout.count)
+    await gw.admit(gw.client(request), walk.layout.count)
     pin, route = gw.route(request, explicit)
     z = walk.latents(await gw.latent_dim(pin, route))
     return await _sheet(gw, request, z, walk.layout, pin, route, None, True, walk.fmt)
@@ -106,8 +100,8 @@ async def interpolate_get(gw: Gateway, request: Request) -> Response:
 
 async def interpolate_post(gw: Gateway, request: Request) -> Response:
     """A strip (or animation) of the walk between two latent vectors given as JSON."""
-    raw, pin, route, dim = await _posted(gw, request)
-    walk, body_pin = params.walk_body(raw, gw.settings, dim)
+    async with _posted(gw, request) as (raw, pin, route, dim):
+        walk, body_pin = params.walk_body(raw, gw.settings, dim)
     pin, route = _repin(pin, route, body_pin)
     z = walk.latents(dim)
     return await _sheet(gw, request, z, walk.layout, pin, route, None, True, walk.fmt)
@@ -115,7 +109,7 @@ async def interpolate_post(gw: Gateway, request: Request) -> Response:
 
 async def training_get(gw: Gateway, request: Request) -> Response:
     """The training job's state, profile, epoch, progress, start time, log lines, error."""
-    return JSONResponse({"training": await gw.trainer.state()})
+    return JSONResponse({"training": await gw.training.get()})
 
 
 async def training_post(gw: Gateway, request: Request) -> Response:
@@ -127,21 +121,24 @@ async def training_post(gw: Gateway, request: Request) -> Response:
             "POST /api/training",
             "GATEWAY_ADMIN_TOKEN",
         )
-        profile = profile_from_body(await read_body(request, 4096), gw.settings.train_profile)
+        async with gw.body(request, gw.client(request), limit=4096) as raw:
+            profile = profile_from_body(raw, gw.settings.train_profile)
     except AuthError as exc:
         raise BadRequest(str(exc), exc.status) from None
     except BodyError as exc:
         raise BadRequest(str(exc)) from None
     job, started = await gw.trainer.start(profile, automatic=False)
+    gw.training.invalidate()
     if started:
         gw.metrics.training_jobs.inc()
     return JSONResponse({"training": job, "started": started}, status_code=202)
 
 
 async def versions(gw: Gateway, request: Request) -> Response:
-    """The versions the model server reports, their labels and model-card quality figures."""
+    """The versions the model server reports, their labels and model-card quality figures
+    (one status call shared by every concurrent caller, on the status connections)."""
     try:
-        status = await gw.backend.status()
+        status = await gw.status.get()
     except UpstreamError as exc:  # a listing reports; it never starts training
         return JSONResponse({"error": str(exc), "versions": [], "labels": {}}, exc.status)
     return JSONResponse(await gw.catalog.listing(status))
@@ -153,18 +150,17 @@ async def healthz(gw: Gateway, request: Request) -> Response:
 
 
 async def readyz(gw: Gateway, request: Request) -> Response:
-    """200 only while the model server has a version AVAILABLE (read from its status body)."""
-    try:
-        status = await gw.backend.status()
-    except UpstreamError as exc:  # a probe reports; it never starts training
-        return JSONResponse({"ready": False, "backend": gw.backend.name, "error": str(exc)}, 503)
-    body = {
-        "ready": status.ready,
-        "backend": gw.backend.name,
-        "available": status.available,
-        "versions": [{"version": v.version, "state": v.state} for v in status.versions],
-    }
-    return JSONResponse(body, status_code=200 if status.ready else 503)
+    """The gateway answers requests (when the model server cannot, with 503 and Retry-After).
+    What the model server last said is data in the body, read without asking it again."""
+    upstream = gw.upstream_state()
+    return JSONResponse(
+        {
+            "ready": True,
+            "backend": gw.backend.name,
+            "upstream": upstream,
+            "model_folder_readable": gw.folder.readable,
+        }
+    )
 
 
 async def metrics(gw: Gateway, request: Request) -> Response:

@@ -42,7 +42,9 @@ class Metrics:
         )
         self.served_version = Gauge(
             "gateway_served_version",
-            "Newest model version that answered a request",
+            "Per traffic route (latest, stable, canary), the version that answered the request "
+            "that started last",
+            ["route"],
             registry=self.registry,
         )
         self.rejected = Counter(
@@ -60,5 +62,46 @@ class Metrics:
         self.training_jobs = Counter(
             "gateway_training_jobs_started_total",
             "Training jobs started by train-on-miss",
+            registry=self.registry,
+        )
+        self.held = Counter(
+            "gateway_held_total",
+            "Requests of clients that came back before their Retry-After, held until then",
+            registry=self.registry,
+        )
+        self.connections_closed = Counter(
+            "gateway_connections_closed_total",
+            "Connections the gateway closed: idle ones to make room, heads too slow or too big",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.upstream_up = Gauge(
+            "gateway_upstream_up",
+            "1 while the model server answers its status call",
+            registry=self.registry,
+        )
+        self.upstream_ready = Gauge(
+            "gateway_upstream_ready",
+            "1 while the model server has a version AVAILABLE",
+            registry=self.registry,
+        )
+        self.upstream_available = Gauge(
+            "gateway_upstream_available_versions",
+            "Versions the model server reports AVAILABLE",
+            registry=self.registry,
+        )
+        self.base_path_readable = Gauge(
+            "gateway_base_path_readable",
+            "1 while MODEL_BASE_PATH can be listed; alert on 0 (train-on-miss is then off)",
+            registry=self.registry,
+        )
+        self.base_path_errors = Counter(
+            "gateway_base_path_errors_total",
+            "Listings of MODEL_BASE_PATH that failed or passed their deadline",
+            registry=self.registry,
+        )
+        self.body_bytes = Gauge(
+            "gateway_body_bytes_held",
+            "Bytes of request bodies held in memory now (GATEWAY_MAX_BUFFERED_BYTES caps it)",
             registry=self.registry,
         )

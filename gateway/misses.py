@@ -5,8 +5,10 @@ version folder: TF Serving's own answers cannot tell "no version yet" from "not 
 keeps its ports closed until a version is loaded) or "not loaded on this replica yet" (404).
 When the base path has versions, a miss is the model server still loading (503, Retry-After),
 or a model name it does not know (404: MODEL_NAME is wrong); a label whose version is not loaded
-is the caller's 404. A failing job backs off (fashion_core.jobs), so misses never retrain in a
-loop, and a fresh deployment starts its first job at start-up (``bootstrap``), not on a request.
+is the caller's 404. A base path that cannot be read is neither: the gateway cannot tell, so it
+answers 503 and trains nothing (it fails closed; gateway/disk.py logs it and counts it). A
+failing job backs off (fashion_core.jobs), so misses never retrain in a loop, and a fresh
+deployment starts its first job at start-up (``bootstrap``), not on a request.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from fashion_core.versions import list_versions
+from fashion_core.versions import BasePathError
 from gateway.errors import (
     BadRequest,
     NoVersion,
@@ -37,8 +39,18 @@ def sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
-def _no_version_on_disk(gw: Gateway) -> bool:
-    return not list_versions(gw.settings.model_base_path)
+async def _no_version_on_disk(gw: Gateway) -> bool:
+    """Whether the base path holds no version; raises BasePathError when it cannot be read."""
+    return not await gw.folder.versions()
+
+
+def _unreadable(gw: Gateway, exc: BasePathError) -> UpstreamError:
+    return UpstreamError(
+        f"the gateway cannot read its model folder ({exc}), so it cannot tell whether a "
+        "version exists; it trains nothing until it can.",
+        503,
+        retry_after=gw.settings.retry_after_s,
+    )
 
 
 async def train_on_miss(gw: Gateway, reason: str) -> Response:
@@ -47,6 +59,7 @@ async def train_on_miss(gw: Gateway, reason: str) -> Response:
         off = {"error": f"{reason} Publish a version; training on miss is off."}
         return JSONResponse(off, status_code=503, headers=retry)
     job, started = await gw.trainer.start(gw.settings.train_profile)
+    gw.training.invalidate()
     if started:
         gw.metrics.training_jobs.inc()
         log.warning("no model version: started a %s training job", job.get("profile"))
@@ -63,7 +76,11 @@ async def train_on_miss(gw: Gateway, reason: str) -> Response:
 
 async def _miss(gw: Gateway, exc: Exception) -> Exception | Response:
     """A NoVersion, or an unreachable model server: train, wait, or blame the name."""
-    if _no_version_on_disk(gw):
+    try:
+        nothing = await _no_version_on_disk(gw)
+    except BasePathError as folder_exc:
+        return _unreadable(gw, folder_exc)
+    if nothing:
         try:
             return await train_on_miss(gw, "No model version exists yet.")
         except TrainerError as trainer_exc:
@@ -71,7 +88,7 @@ async def _miss(gw: Gateway, exc: Exception) -> Exception | Response:
     if not isinstance(exc, NoVersion):
         return exc  # unreachable, with versions on disk: the server is down or starting
     try:
-        known = (await gw.backend.status()).versions
+        known = (await gw.status.get()).versions
     except UpstreamError as status_exc:
         return status_exc
     if not known:  # TF Serving answers "Could not find any versions of model X"
@@ -116,13 +133,19 @@ async def bootstrap(gw: Gateway) -> None:
     """A fresh deployment trains its first version without waiting for a request: while the
     base path holds no version and the model server has none either (or keeps its ports
     closed), make sure a training job runs. The job runner's single flight and back-off make
-    repeating this cheap."""
+    repeating this cheap. A base path that cannot be read starts nothing (and is retried)."""
     if not gw.settings.train_on_miss:
         return
     interval = min(float(gw.settings.retry_after_s), 10.0)
-    while _no_version_on_disk(gw):
+    while True:
         try:
-            if (await gw.backend.status()).versions:
+            if not await _no_version_on_disk(gw):
+                return
+        except BasePathError:
+            await asyncio.sleep(interval)  # logged and counted by gw.folder
+            continue
+        try:
+            if (await gw.status.get()).versions:
                 return  # the model server has versions this gateway cannot see on disk
             await train_on_miss(gw, "No model version exists yet.")
         except UpstreamError as exc:

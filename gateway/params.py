@@ -19,7 +19,9 @@ from gateway.settings import Settings
 
 __all__ = ["Layout", "Walk", "body", "latents_for", "pin", "query", "walk_body", "walk_query"]
 MAX_LATENT = 1e6
-LABEL = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# a label starts with a letter or digit: "." and ".." would be path segments that an HTTP
+# client folds away (/labels/../metadata is the newest version's metadata, served as if pinned)
+LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 QUERY_KEYS = {"seed", "rows", "cols", "scale", "spacing", "version", "label"}
 BODY_KEYS = {"latents", "rows", "cols", "scale", "spacing", "version", "label"}
 WALK_QUERY_KEYS = {"from", "to", "steps", "format", "scale", "spacing", "version", "label"}
@@ -72,7 +74,10 @@ def pin(src: Mapping[str, Any]) -> Pin | None:
         return Pin(version=_int("version", version, 1, MAX_SEED))
     if label is not None:
         if not isinstance(label, str) or not LABEL.fullmatch(label):
-            raise BadRequest("label must be 1-64 letters, digits, '_', '-' or '.', e.g. stable.")
+            raise BadRequest(
+                "label must be 1-64 letters, digits, '_', '-' or '.', starting with a letter "
+                "or digit, e.g. stable."
+            )
         return Pin(label=label)
     return None
 

@@ -80,6 +80,15 @@ class Settings:
     max_queue_images: int = 4096
     queue_timeout_s: float = 3.0
     max_connections: int = 1024
+    # slow and idle connections, big bodies (gateway/connections.py, gateway/bodies.py)
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 10.0
+    keep_alive_s: int = 5
+    max_header_bytes: int = 16384
+    max_buffered_bytes: int = 64 << 20
+    # embedded: loading versions on demand (gateway/backends/loader.py)
+    pin_load_interval_s: float = 10.0
+    failed_load_ttl_s: float = 300.0
     render_threads: int = 2
     shutdown_grace_s: float = 20.0
     canary_label: str = "canary"
@@ -233,7 +242,52 @@ VARIABLES: tuple[Variable, ...] = (
         "GATEWAY_MAX_CONNECTIONS",
         "max_connections",
         integer(1, 1 << 16),
-        "concurrent connections uvicorn serves; more get 503",
+        "open connections; past this a request closes the longest-idle one to get in (503 "
+        "when none is idle); health checks are always answered",
+    ),
+    Variable(
+        "GATEWAY_HEADER_TIMEOUT_S",
+        "header_timeout_s",
+        number(0.1, 600),
+        "a connection that has not sent a whole request head this long after opening (or "
+        "after starting one) is closed",
+    ),
+    Variable(
+        "GATEWAY_BODY_TIMEOUT_S",
+        "body_timeout_s",
+        number(0.1, 600),
+        "a request body not received whole this long after the gateway starts reading it gets 408",
+    ),
+    Variable(
+        "GATEWAY_KEEP_ALIVE_S",
+        "keep_alive_s",
+        integer(1, 600),
+        "an idle kept-alive connection is closed after this long (uvicorn's timeout_keep_alive)",
+    ),
+    Variable(
+        "GATEWAY_MAX_HEADER_BYTES",
+        "max_header_bytes",
+        integer(1024, 1 << 20),
+        "a request head larger than this gets 431",
+    ),
+    Variable(
+        "GATEWAY_MAX_BUFFERED_BYTES",
+        "max_buffered_bytes",
+        integer(1 << 20, 1 << 34),
+        "request bodies held in memory at once, all requests together; past it 503",
+    ),
+    Variable(
+        "GATEWAY_PIN_LOAD_INTERVAL_S",
+        "pin_load_interval_s",
+        number(0, 3600),
+        "embedded: at most one load of a version that is not loaded per this many seconds "
+        "(others get 503 with Retry-After)",
+    ),
+    Variable(
+        "GATEWAY_FAILED_LOAD_TTL_S",
+        "failed_load_ttl_s",
+        number(0, 86400),
+        "embedded: a version that failed to load is not tried again for this long",
     ),
     Variable(
         "GATEWAY_RENDER_THREADS",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -43,6 +44,7 @@ class Recorder:
     # break predict answers: "cut" (connection closed mid-body), "garbage" (not JSON),
     # "short" (one image fewer than asked), "slow:<ms>"; None: pass through
     fault: str | None = None
+    status_delay_ms: int = 0  # hold every model status answer this long (a slow status call)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, method: str, path: str, rows: int | None) -> None:
@@ -91,6 +93,8 @@ def http_proxy(upstreams: list[str], router: Router | None = None) -> Iterator[H
         except httpx.TransportError:
             return Response(status_code=502)  # the proxy itself answers: nothing listens
         content, fault = answer.content, proxy.fault if predict else None
+        if request.method == "GET" and re.fullmatch(r"/v1/models/[^/]+", path):
+            await asyncio.sleep(proxy.status_delay_ms / 1000)
         if fault and fault.startswith("slow:"):
             await asyncio.sleep(int(fault.split(":")[1]) / 1000)
         elif fault == "garbage":

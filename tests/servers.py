@@ -27,10 +27,17 @@ from tests.tfserving_flags import Mounts, prepare_mounts, standin_flags
 @contextmanager
 def serve(app: Starlette, **config: Any) -> Iterator[str]:
     """Run ``app`` with uvicorn on a loopback port it binds itself (port 0, read back once it
-    listens); yields its base URL. ``config``: more uvicorn.Config options."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", **config)
-    )
+    listens); yields its base URL. ``config``: more uvicorn.Config options. A gateway app runs
+    exactly as ``python -m gateway`` runs it (gateway/server.py: its protocol and timeouts)."""
+    options: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "log_level": "warning"}
+    options |= {"lifespan": "on", **config}
+    gateway = getattr(app.state, "gateway", None)
+    if gateway is not None:
+        from gateway.server import uvicorn_config
+
+        server = uvicorn.Server(uvicorn_config(app, gateway.settings, **options))
+    else:
+        server = uvicorn.Server(uvicorn.Config(app, **options))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -103,7 +110,9 @@ def settings_for(backend: str, server: ModelServer, base: Path, **extra: object)
         model_config_file=base.parent / "models.config",
         train_on_miss=False,
         jobs_dir=base.parent / "jobs",
-        max_queue_wait_s=30,  # these tests are not about admission control (test_admission)
+        # these tests are not about admission control (test_admission, test_floods)
+        max_queue_wait_s=30,
+        queue_timeout_s=60,
         **extra,  # type: ignore[arg-type]
     )
 

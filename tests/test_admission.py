@@ -6,6 +6,7 @@ figures at 4x overload on the quick model are measured by ``python -m benchmarks
 from __future__ import annotations
 
 import contextlib
+import random
 import statistics
 import threading
 import time
@@ -17,6 +18,7 @@ import requests
 
 from gateway.app import create_app
 from gateway.settings import Settings
+from tests.rawhttp import Client
 from tests.servers import serve
 
 pytestmark = pytest.mark.slow
@@ -45,18 +47,23 @@ def gateway(smoke_base: Path, tmp_path: Path, request: pytest.FixtureRequest) ->
     "gateway", [{"max_queue_wait_s": 0.3, "queue_timeout_s": 2.0}], indirect=True
 )
 def test_overload_is_refused_at_once_and_health_stays_quick(gateway: str) -> None:
+    """32 clients (each its own address) that honour Retry-After, asking 16x16 sheets: past
+    capacity they are refused at once. (Clients that do not honour it are held until their
+    Retry-After instead: tests/test_floods.py.)"""
     answers: list[tuple[int, float, str | None]] = []
     health: list[float] = []
     stop = threading.Event()
 
-    def client() -> None:
-        session = requests.Session()
+    def client(n: int) -> None:
+        session = Client(gateway, source=f"127.0.8.{n + 1}")
         while not stop.is_set():
             started = time.monotonic()
-            r = session.get(f"{gateway}/api/generar-diseno?rows=16&cols=16", timeout=10)
-            answers.append(
-                (r.status_code, time.monotonic() - started, r.headers.get("retry-after"))
-            )
+            r = session.get("/api/generar-diseno?rows=16&cols=16")
+            retry = r.headers.get("retry-after")
+            answers.append((r.status, time.monotonic() - started, retry))
+            if r.status == 503 and retry:
+                stop.wait(float(retry) + random.random())
+        session.close()
 
     def probe() -> None:
         while not stop.is_set():
@@ -65,9 +72,8 @@ def test_overload_is_refused_at_once_and_health_stays_quick(gateway: str) -> Non
             health.append(time.monotonic() - started)
             time.sleep(0.05)
 
-    threads = [threading.Thread(target=client) for _ in range(32)] + [
-        threading.Thread(target=probe)
-    ]
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(32)]
+    threads.append(threading.Thread(target=probe))
     for t in threads:
         t.start()
     time.sleep(4)
@@ -86,6 +92,7 @@ def test_overload_is_refused_at_once_and_health_stays_quick(gateway: str) -> Non
     assert statistics.median(health) < 0.25 and max(health) < 2.0, max(health)
     metrics = requests.get(f"{gateway}/metrics", timeout=10).text
     assert _metric(metrics, 'gateway_rejected_total{reason="overloaded"}') > 0
+    assert _metric(metrics, "gateway_held_total") == 0  # nobody came back early
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,10 @@ when TFSERVING_REST_URL / TFSERVING_GRPC_TARGET are set; see tests/servers.py)."
 
 from __future__ import annotations
 
+import contextlib
 import io
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -68,7 +71,10 @@ def test_post_latents(gateways: dict[str, str], backend: str) -> None:
 def test_ready_reads_the_status_body(gateways: dict[str, str], backend: str) -> None:
     r = requests.get(f"{gateways[backend]}/readyz", timeout=30)
     assert r.status_code == 200 and r.json()["ready"] is True
-    assert set(r.json()["available"]) >= {1, 2}
+    assert r.json()["upstream"]["ready"] is True and set(r.json()["upstream"]["available"]) >= {
+        1,
+        2,
+    }
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -155,7 +161,8 @@ def test_unreachable_server_is_503(smoke_base: Path) -> None:
         ) as url:
             r = requests.get(f"{url}/api/generar-diseno", timeout=30)
             assert r.status_code == 503 and r.headers.get("retry-after"), (backend, r.text)
-            assert requests.get(f"{url}/readyz", timeout=30).status_code == 503
+            ready = requests.get(f"{url}/readyz", timeout=30)  # the gateway answers: ready
+            assert ready.status_code == 200 and ready.json()["upstream"]["reachable"] is False
 
 
 def test_grpc_gateway_never_loads_tensorflow() -> None:
@@ -184,3 +191,49 @@ def test_grpc_gateway_never_loads_tensorflow() -> None:
         [sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def test_training_status_is_shared_and_never_waits_in_the_default_pool(
+    server: ModelServer, smoke_base: Path
+) -> None:
+    """40 concurrent GET /api/training while the trainer's job runner accepts and never
+    answers: they share one call, an async one that no thread waits on, and a REST sheet (its
+    answer is parsed in the default thread pool) is drawn meanwhile. Before, each call blocked
+    a thread of that pool (6 on 2 cores) until its timeout, and the sheet waited behind them."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    accepted: list[socket.socket] = []
+    release = threading.Event()
+
+    def hold() -> None:
+        while not release.is_set():
+            with contextlib.suppress(TimeoutError):
+                accepted.append(listener.accept()[0])
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    trainer = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    settings = settings_for("rest", server, smoke_base, trainer_url=trainer, status_timeout_s=20)
+    try:
+        with serve(create_app(settings)) as url, ThreadPoolExecutor(40) as pool:
+            job = f"{url}/api/training"
+            calls = [pool.submit(requests.get, job, timeout=60) for _ in range(40)]
+            deadline = time.monotonic() + 10
+            while not accepted:
+                assert time.monotonic() < deadline, "the trainer was never asked"
+                time.sleep(0.05)
+            time.sleep(0.3)  # every call has arrived and waits
+            sheet = requests.get(f"{url}/api/generar-diseno", timeout=30)
+            waiting = sum(not c.done() for c in calls)
+            release.set()
+            for conn in accepted:
+                conn.close()
+            answers = [c.result() for c in calls]
+    finally:
+        release.set()
+        holder.join(10)
+        listener.close()
+    assert sheet.status_code == 200 and waiting == 40
+    assert len(accepted) == 1  # one call for all forty
+    assert {a.status_code for a in answers} == {503}
+    assert all("trainer" in a.json()["error"] for a in answers)

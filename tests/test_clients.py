@@ -109,6 +109,8 @@ def test_serving_client_errors(serving: ServingClient) -> None:
     with pytest.raises(ServingError) as unknown:
         serving.predict(z, label="gold")
     assert unknown.value.status == 400 and "gold" in str(unknown.value)
+    with pytest.raises(ValueError, match="starting with a letter or digit"):
+        serving.predict(z, label="..")  # a path segment, not a label: never sent
     with pytest.raises(ValueError, match=r"shape \(n, 100\)"):
         serving.predict(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="finite"):

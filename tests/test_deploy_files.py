@@ -521,6 +521,7 @@ def test_expected_resources(k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
         ("Service", "trainer"),
         ("Job", "fashion-gan-train-"),
         ("PersistentVolumeClaim", "fashion-gan-models"),
+        ("PersistentVolumeClaim", "fashion-gan-trainer-work"),
         ("ConfigMap", "tfserving-config"),
         ("Service", "tfserving-pods"),
         ("NetworkPolicy", "tfserving"),
@@ -707,12 +708,18 @@ def test_k8s_containers_are_locked_down(k8s: dict[tuple[str, str], dict[str, Any
 
 
 def _allowed(policy: dict[str, Any]) -> set[tuple[str, int]]:
-    """(component, port) pairs a NetworkPolicy lets in."""
+    """(component, port) pairs a NetworkPolicy lets in; a peer in another namespace is named
+    "<namespace>/<app name>"."""
     pairs = set()
     for rule in policy["spec"]["ingress"]:
         for peer in rule["from"]:
-            component = peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
-            pairs |= {(component, port["port"]) for port in rule["ports"]}
+            labels = peer["podSelector"]["matchLabels"]
+            if "namespaceSelector" in peer:
+                namespace = peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                who = f"{namespace}/{labels['app.kubernetes.io/name']}"
+            else:
+                who = labels["app.kubernetes.io/component"]
+            pairs |= {(who, port["port"]) for port in rule["ports"]}
     return pairs
 
 
@@ -721,8 +728,69 @@ def test_network_policies_let_in_only_who_needs_to(
 ) -> None:
     tfs, trainer = k8s[("NetworkPolicy", "tfserving")], k8s[("NetworkPolicy", "trainer")]
     assert tfs["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "tfserving"
-    # predict (and the admin gRPC on 8500) for the gateway; REST status for rollouts
-    assert _allowed(tfs) == {("gateway", 8500), ("gateway", 8501), ("trainer", 8501)}
+    # predict (and the admin gRPC on 8500) for the gateway; REST status for rollouts; the
+    # scrape its own annotations ask Prometheus for
+    assert _allowed(tfs) == {
+        ("gateway", 8500),
+        ("gateway", 8501),
+        ("trainer", 8501),
+        ("monitoring/prometheus", 8501),
+    }
     assert _allowed(trainer) == {("gateway", 8600), ("rollout", 8600)}
     for policy in (tfs, trainer):
         assert policy["spec"]["policyTypes"] == ["Ingress"]
+
+
+def test_the_scrape_the_annotations_ask_for_is_allowed(
+    k8s: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    """Every pod that asks Prometheus to scrape it (prometheus.io/* annotations) either has no
+    NetworkPolicy or one that lets Prometheus in on that port, and serves metrics there."""
+    policies = {
+        doc["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]: doc
+        for (kind, _), doc in k8s.items()
+        if kind == "NetworkPolicy"
+    }
+    scraped = 0
+    for (kind, _), doc in k8s.items():
+        if kind != "Deployment":
+            continue
+        pod = doc["spec"]["template"]
+        notes = pod["metadata"].get("annotations", {})
+        if notes.get("prometheus.io/scrape") != "true":
+            continue
+        scraped += 1
+        port = int(notes["prometheus.io/port"])
+        served = {p["containerPort"] for c in pod["spec"]["containers"] for p in c["ports"]}
+        assert port in served
+        component = pod["metadata"]["labels"]["app.kubernetes.io/component"]
+        if component in policies:
+            assert ("monitoring/prometheus", port) in _allowed(policies[component]), component
+    assert scraped == 2  # the gateway and TF Serving
+
+
+def test_no_pod_mounts_a_service_account_token(
+    k8s: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    workloads = [doc for (kind, _), doc in k8s.items() if kind in ("Deployment", "Job")]
+    assert len(workloads) == 4
+    for resource in workloads:  # none of them calls the Kubernetes API
+        pod = resource["spec"]["template"]["spec"]
+        assert pod["automountServiceAccountToken"] is False, resource["metadata"]
+
+
+def test_trainer_state_survives_a_rescheduled_pod(
+    k8s: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    """Job state, back-off and checkpoints live in the trainer's working folder: on a claim,
+    not an emptyDir that a rescheduled pod would start over with."""
+    trainer = k8s[("Deployment", "trainer")]
+    (container,) = containers(trainer)
+    work = volume_mount(container, container["workingDir"])
+    claim = pod_volume(trainer, work["name"])["persistentVolumeClaim"]["claimName"]
+    pvc = k8s[("PersistentVolumeClaim", claim)]
+    assert claim != "fashion-gan-models"  # not the models volume every replica reads
+    # one pod at a time may hold a ReadWriteOnce claim: Recreate, one replica
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert trainer["spec"]["strategy"]["type"] == "Recreate"
+    assert trainer["spec"]["replicas"] == 1

@@ -79,7 +79,9 @@ def test_fresh_deployment_trains_then_serves(
             for u in urls.values()
         )
         assert started == 1
-        assert requests.get(f"{urls['rest']}/readyz", timeout=10).status_code == 503
+        # ready (it answers, with 503 and the job's progress), TF Serving not yet
+        ready = requests.get(f"{urls['rest']}/readyz", timeout=10)
+        assert ready.status_code == 200 and ready.json()["upstream"]["ready"] is False
 
         # the gallery, opened now, shows the job's progress (and its designs once published)
         page = chromium_or_none

@@ -116,6 +116,10 @@ def test_version_and_label_pins(client: TestClient) -> None:
         ("version=0", 400, "version must be an integer"),
         ("version=1&label=stable", 400, "either version or label"),
         ("label=a/b", 400, "label must be 1-64 letters"),
+        # dot segments: an HTTP client folds /labels/../metadata into the newest version's
+        ("label=..", 400, "starting with a letter or digit"),
+        ("label=.", 400, "starting with a letter or digit"),
+        ("label=.stable", 400, "starting with a letter or digit"),
         ("label=nope", 400, "label 'nope' is not defined; defined labels: canary, stable"),
         ("version=99", 404, "version 99 does not exist; published versions: 1, 2"),
         ("colour=red", 400, "unknown parameter 'colour'"),
@@ -189,14 +193,16 @@ def test_no_query_value_makes_a_5xx(client: TestClient, key: str, value: str) ->
 def test_health_ready_metrics_docs(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["available"] == [1, 2]
+    assert ready.status_code == 200 and ready.json()["upstream"]["available"] == [1, 2]
     client.get("/api/generar-diseno")
     metrics = client.get("/metrics").text
     for name in (
         "gateway_requests_total",
         "gateway_request_seconds_bucket",
         "gateway_batch_images_bucket",
-        "gateway_served_version 2.0",
+        'gateway_served_version{route="latest"} 2.0',
+        "gateway_upstream_ready 1.0",
+        "gateway_base_path_readable 1.0",
         "gateway_sheets_total",
         "gateway_upstream_errors_total",
     ):
@@ -257,10 +263,22 @@ def test_answers_vary_by_client_when_a_canary_splits_traffic(
     with TestClient(create_app(s)) as c:
         routed = c.get("/api/generar-diseno?seed=1", headers={"X-Client-Id": "a"})
         pinned = c.get("/api/generar-diseno?seed=1&version=1", headers={"X-Client-Id": "a"})
+        # gateway_served_version is per route: both sides of the split at once, and a pinned
+        # request (the client's choice) changes neither
+        by_route = {}
+        for i in range(40):
+            r = c.get("/api/generar-diseno", headers={"X-Client-Id": f"client-{i}"})
+            by_route[r.headers["x-traffic-route"]] = r.headers["x-model-version"]
+        c.get("/api/generar-diseno?version=2", headers={"X-Client-Id": "a"})
+        metrics = c.get("/metrics").text
     assert routed.headers["vary"] == "X-Client-Id"
     assert routed.headers["x-traffic-route"] in ("canary", "stable")
     assert routed.headers["cache-control"] == "no-cache"
     assert "vary" not in pinned.headers and "immutable" in pinned.headers["cache-control"]
+    assert by_route == {"stable": "1", "canary": "2"}
+    assert 'gateway_served_version{route="stable"} 1.0' in metrics
+    assert 'gateway_served_version{route="canary"} 2.0' in metrics
+    assert 'gateway_served_version{route="pinned"}' not in metrics
 
 
 def _tiles(img: np.ndarray) -> list[np.ndarray]:

@@ -4,9 +4,13 @@ restart, and progress is read as data."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -119,6 +123,46 @@ def test_state_json_is_what_the_api_shows() -> None:
     assert out["started"] == "1970-01-01T00:00:00Z" and out["epoch"] == 2
     assert set(out) >= {"state", "profile", "epoch", "progress", "started", "log_tail", "error"}
     assert set(out) >= {"step", "steps", "losses", "images_per_s", "failures", "retry_at"}
+
+
+def test_a_job_that_publishes_nothing_backs_off_like_a_failure(tmp_path: Path) -> None:
+    """The trainer exits 0 but publishes no version (here: asked for its --help): that is a
+    failed job, with the same back-off, not a success that lets the next miss start the same
+    fruitless job at once."""
+    jobs = TrainingJobs(tmp_path / "jobs", tmp_path / "models", extra_args=("--help",))
+    _, started = jobs.start("smoke")
+    assert started
+    done = _wait_done(jobs)
+    assert done.state == "failed" and done.returncode == 0 and done.failures == 1
+    assert done.error == "training finished but published no version"
+    assert done.retry_at is not None and done.retry_at - (done.finished or 0) == pytest.approx(
+        30, abs=1
+    )
+    blocked, started = jobs.start("smoke")  # a miss waits for the back-off
+    assert not started and blocked.state == "failed"
+
+
+class Rendezvous(subprocess.Popen[bytes]):
+    """A real, finished child whose poll() first waits (up to 2 s) for a second caller: two
+    threads then reap it at the same moment, as two concurrent GET /api/training can."""
+
+    barrier = threading.Barrier(2)
+
+    def poll(self) -> int | None:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            self.barrier.wait(2)
+        return super().poll()
+
+
+def test_two_threads_reaping_the_same_child_do_not_fail(tmp_path: Path) -> None:
+    (tmp_path / "jobs").mkdir()
+    jobs = TrainingJobs(tmp_path / "jobs", tmp_path / "models")
+    child = Rendezvous([sys.executable, "-c", "pass"])
+    child.wait()
+    jobs._children[child.pid] = child
+    with ThreadPoolExecutor(2) as pool:
+        states = list(pool.map(lambda _: jobs.state(), range(2)))  # before: one KeyError
+    assert [s.state for s in states] == ["idle", "idle"] and jobs._children == {}
 
 
 def test_native_log_lines_stay_out_of_the_tail_people_read() -> None:

@@ -3,11 +3,14 @@ publish cleans up after it, and concurrent publishes never share a number."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
-from export.publish import TMP_PREFIX, clean_leftovers
+from export.publish import TMP_PREFIX, clean_leftovers, owned_folder
 from fashion_core import locks
 from fashion_core.versions import list_versions
 from tests.conftest import ENV, REPO
@@ -102,3 +105,54 @@ def test_concurrent_publishes_get_distinct_numbers(smoke_base: Path, tmp_path: P
         numbers.append(int(out.strip()))
     assert sorted(numbers) == [1, 2, 3] and list_versions(base) == [1, 2, 3]
     assert (base / ".high-water").read_text().strip() == "3"
+
+
+def test_a_cleaner_probing_the_lock_never_fails_a_fresh_publisher(tmp_path: Path) -> None:
+    """The race of issue 17: a cleaner holds a publisher's lock file for a moment (to see
+    whether its owner is alive) and, finding no folder, unlinks it. The publisher waits for it
+    and ends up holding a lock that its path still names (before: try_acquire failed and the
+    publish died on an assert, or kept a lock on an unlinked file that guarded nothing)."""
+    lock = tmp_path / f"{TMP_PREFIX}fresh.lock"
+    cleaner = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(cleaner, fcntl.LOCK_EX)  # the cleaner's probe, caught in the act
+    got: list[int] = []
+    publisher = threading.Thread(target=lambda: got.append(locks.acquire(lock)))
+    publisher.start()
+    publisher.join(0.3)
+    assert publisher.is_alive()  # waits rather than fails
+    lock.unlink()  # the cleaner finds no folder: a leftover lock file, it goes
+    os.close(cleaner)
+    publisher.join(10)
+    (fd,) = got
+    try:
+        assert os.fstat(fd).st_ino == os.stat(lock).st_ino  # the lock its path names
+        assert locks.try_acquire(lock) is None  # and nobody else can take it
+    finally:
+        os.close(fd)
+
+
+def test_cleaning_while_publishing_never_removes_a_live_folder(tmp_path: Path) -> None:
+    """A cleaner in a loop beside a publisher that takes folders one after another, as
+    publish() does (the real owned_folder): no folder disappears under its owner, and every
+    leftover of a finished one is gone at the end."""
+    stop = threading.Event()
+    lost: list[Path] = []
+
+    def clean() -> None:
+        while not stop.is_set():
+            clean_leftovers(tmp_path)
+
+    cleaner = threading.Thread(target=clean)
+    cleaner.start()
+    try:
+        for _ in range(1000):
+            with owned_folder(tmp_path) as folder:
+                folder.mkdir()
+                (folder / "saved_model.pb").write_bytes(b"x")
+                if not (folder / "saved_model.pb").exists():
+                    lost.append(folder)
+    finally:
+        stop.set()
+        cleaner.join(30)
+    clean_leftovers(tmp_path)
+    assert lost == [] and list(tmp_path.iterdir()) == []

@@ -58,6 +58,9 @@ def test_values_are_parsed() -> None:
         ("GATEWAY_CANARY_PERCENT", "nan"),
         ("GATEWAY_TRAIN_PROFILE", "huge"),
         ("MODEL_NAME", "a/b"),
+        ("GATEWAY_DEFAULT_LABEL", ".."),  # a path segment, not a label
+        ("GATEWAY_HEADER_TIMEOUT_S", "0"),
+        ("GATEWAY_MAX_BUFFERED_BYTES", "1k"),
         ("GATEWAY_TRAIN_ON_MISS", "2"),
         ("GATEWAY_UPSTREAM_TIMEOUT_S", "0"),
         ("GATEWAY_MAX_GRID", "-1"),

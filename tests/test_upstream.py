@@ -7,16 +7,18 @@ the version another replica resolved makes a 503, never a training job."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import requests
 from PIL import Image
@@ -24,6 +26,7 @@ from PIL import Image
 from gateway.app import create_app
 from gateway.settings import Settings
 from tests.proxy import GrpcProxy, HttpProxy, grpc_proxy, http_proxy
+from tests.rawhttp import connect, get, read_answer
 from tests.servers import compose_standin, copy_versions, serve
 from tests.standin_harness import StandIn
 from tests.tfserving_flags import prepare_mounts
@@ -58,6 +61,7 @@ def deployment(smoke_base: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         grpc_proxy([standin.grpc_target]) as grpc_,
         http_proxy([standin.rest_url]) as rest_faulty,
         grpc_proxy([standin.grpc_target]) as grpc_faulty,
+        http_proxy([standin.rest_url]) as rest_guarded,
     ):
         replica_b.wait_ready()
         with http_proxy(
@@ -65,7 +69,8 @@ def deployment(smoke_base: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         ) as split_brain:
             base = {"model_base_path": mounts.base_path, "jobs_dir": tmp / "jobs"}
             # admission control is tested in test_admission; here every request must be served
-            common: dict[str, Any] = {**base, "train_on_miss": False, "max_queue_wait_s": 30}
+            common: dict[str, Any] = {**base, "train_on_miss": False}
+            common |= {"max_queue_wait_s": 30, "queue_timeout_s": 60}
             faults: dict[str, Any] = {**common, "upstream_timeout_s": 1.0}  # a short deadline
             apps = {
                 "rest": Settings(backend="rest", rest_url=rest.url, **common),
@@ -76,6 +81,13 @@ def deployment(smoke_base: Path, tmp_path_factory: pytest.TempPathFactory) -> It
                     model_config_file=mounts.models_config,
                 ),
                 "rest_faulty": Settings(backend="rest", rest_url=rest_faulty.url, **faults),
+                # the default admission control: refusals when the model server slows down
+                "rest_guarded": Settings(
+                    backend="rest",
+                    rest_url=rest_guarded.url,
+                    **{**common, "max_queue_wait_s": 1, "queue_timeout_s": 3},
+                    status_timeout_s=10,
+                ),
                 "grpc_faulty": Settings(backend="grpc", grpc_target=grpc_faulty.target, **faults),
                 # train-on-miss is on: these must answer 503, never train (base has versions)
                 "lagging": Settings(
@@ -97,6 +109,7 @@ def deployment(smoke_base: Path, tmp_path_factory: pytest.TempPathFactory) -> It
             urls = {name: ctx.__enter__() for name, ctx in contexts.items()}
             proxies: dict[str, HttpProxy | GrpcProxy] = {"rest": rest, "grpc": grpc_}
             proxies.update(rest_faulty=rest_faulty, grpc_faulty=grpc_faulty)
+            proxies.update(rest_guarded=rest_guarded)
             try:
                 yield Deployment(standin, replica_b, proxies, urls, tmp)
             finally:
@@ -245,17 +258,27 @@ def test_label_and_model_name_misses_are_404_and_train_nothing(deployment: Deplo
 
 def test_server_down_mid_traffic_is_503_and_readiness_follows(deployment: Deployment) -> None:
     """TF Serving goes away and comes back on the same ports: the gateway answers 503 with
-    Retry-After meanwhile (the base path has a version, so nothing is trained), /readyz says
-    so, and it serves again by itself."""
+    Retry-After meanwhile (the base path has a version, so nothing is trained) and serves again
+    by itself. It stays ready throughout (it answers; a TF Serving outage must not take every
+    gateway out of the Service), and says what TF Serving's state is in /readyz's body and in
+    gateway_upstream_up / gateway_upstream_ready."""
     url, b = deployment.urls["b"], deployment.replica_b
+
+    def upstream() -> dict[str, Any]:
+        ready = requests.get(f"{url}/readyz", timeout=10)
+        assert ready.status_code == 200 and ready.json()["ready"] is True
+        state: dict[str, Any] = ready.json()["upstream"]
+        return state
+
     assert _sheet(url, "seed=1").headers["x-model-version"] == "1"
-    assert requests.get(f"{url}/readyz", timeout=10).status_code == 200
+    assert upstream()["ready"] is True
     b.stop()
     r = requests.get(f"{url}/api/generar-diseno?seed=1", timeout=30)
     assert r.status_code == 503 and r.headers["retry-after"], r.text
     assert "training" not in r.json()
-    ready = requests.get(f"{url}/readyz", timeout=10)
-    assert ready.status_code == 503 and ready.json()["ready"] is False
+    _wait_for("readyz to report TF Serving down", lambda: upstream()["reachable"] is False)
+    metrics = requests.get(f"{url}/metrics", timeout=10).text
+    assert "gateway_upstream_up 0.0" in metrics and "gateway_upstream_ready 0.0" in metrics
     with b.respawn():  # the same command on the same ports
         deadline = time.monotonic() + 30
         while (
@@ -263,5 +286,127 @@ def test_server_down_mid_traffic_is_503_and_readiness_follows(deployment: Deploy
         ).status_code != 200:
             assert r.status_code == 503 and time.monotonic() < deadline, r.text
             time.sleep(0.2)
-        assert requests.get(f"{url}/readyz", timeout=10).status_code == 200
+        _wait_for("readyz to report TF Serving back", lambda: upstream()["ready"] is True)
     assert not (deployment.tmp / "b-jobs" / "job.json").exists()
+
+
+def _predicts(proxy: HttpProxy | GrpcProxy) -> int:
+    return len(proxy.predict_rows)
+
+
+def _wait_for(what: str, check: Callable[[], bool], within_s: float = 30) -> None:
+    deadline = time.monotonic() + within_s
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_a_failing_model_server_is_tried_by_one_request_at_a_time(
+    deployment: Deployment,
+) -> None:
+    """Predicts that time out (1 s deadline): the first wave finds out, and from then on one
+    request at a time tries the model server while the others get 503 at once, instead of all
+    being admitted and getting their 504 a second later, wave after wave. A POST meanwhile is
+    refused before its body is read. It all recovers by itself."""
+    url, proxy = deployment.urls["rest_faulty"], deployment.proxies["rest_faulty"]
+    assert isinstance(proxy, HttpProxy)
+    assert get(url, "/api/generar-diseno?seed=3", "127.0.6.1").status == 200
+    proxy.fault = "slow:2500"
+    try:
+        assert get(url, "/api/generar-diseno?seed=3", "127.0.6.1").status == 504
+        answers: list[int] = []
+        before = _predicts(proxy)
+        together = threading.Barrier(10)
+
+        def one(n: int) -> None:
+            together.wait(30)
+            answers.append(get(url, "/api/generar-diseno?seed=3", f"127.0.6.{n + 10}").status)
+
+        wave = [threading.Thread(target=one, args=(n,)) for n in range(10)]
+        for t in wave:
+            t.start()
+        _wait_for("the probe's predict", lambda: _predicts(proxy) > before)
+        sock = connect(url, source="127.0.6.50")  # a client in good standing
+        sock.sendall(
+            b"POST /api/generar-diseno HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b"\r\nContent-Length: 500000\r\n\r\n"
+        )
+        refused = read_answer(sock)  # the body is never sent: only admission can answer
+        sock.close()
+        for t in wave:
+            t.join(60)
+    finally:
+        proxy.fault = None
+    # the wave's requests that tried the model server (one, unless the wave took longer to
+    # arrive than the 1 s deadline: then a second tried after the first had failed)
+    tried = _predicts(proxy) - before
+    assert 1 <= tried <= 2 and sorted(answers) == [503] * (10 - tried) + [504] * tried, answers
+    assert refused.status == 503 and refused.headers["connection"] == "close"
+    assert "failing" in refused.body.decode()
+    _wait_for("recovery", lambda: get(url, "/api/generar-diseno", "127.0.6.2").status == 200)
+
+
+def test_a_slow_model_server_is_noticed_before_its_first_slow_answer(
+    deployment: Deployment,
+) -> None:
+    """Predicts that suddenly take 3 s (within the deadline): once the running one is clearly
+    late, new requests are refused at once, with the wait they would have had, while it is
+    still running. Before, they queued and got their 503 only when it ended, 5 s later."""
+    url, proxy = deployment.urls["rest_guarded"], deployment.proxies["rest_guarded"]
+    for _ in range(3):  # the usual speed is measured: tens of milliseconds per call
+        assert get(url, "/api/generar-diseno", "127.0.7.1").status == 200
+    proxy.fault = "slow:3000"
+    try:
+        before = _predicts(proxy)
+        first: list[int] = []
+        running = threading.Thread(
+            target=lambda: first.append(get(url, "/api/generar-diseno", "127.0.7.2").status)
+        )
+        running.start()
+        _wait_for("the slow predict", lambda: _predicts(proxy) > before)
+        time.sleep(1.3)  # past the 1 s wait limit, and far past four times its usual time
+        refused = [get(url, "/api/generar-diseno", f"127.0.7.{n + 10}") for n in range(10)]
+        still_running = running.is_alive()
+        running.join(60)
+    finally:
+        proxy.fault = None
+    assert still_running  # every refusal came while the slow call was still running
+    assert [a.status for a in refused] == [503] * 10
+    assert all("would take" in a.body.decode() for a in refused)
+    assert first == [200] and _predicts(proxy) == before + 1
+
+
+def test_status_calls_are_shared_and_leave_the_predictions_alone(
+    deployment: Deployment,
+) -> None:
+    """300 concurrent /api/versions while TF Serving's status endpoint takes 3 s: they share
+    one status call (made on connections of its own), and a sheet asked meanwhile is drawn
+    before any of them is answered. Before, they took all 64 pooled connections and sheets
+    waited 8-14 s."""
+    url, proxy = deployment.urls["rest_guarded"], deployment.proxies["rest_guarded"]
+
+    def status_calls() -> int:
+        return sum(1 for m, p in proxy.calls if m == "GET" and p.endswith("/models/fashion_gan"))
+
+    async def burst() -> tuple[list[int], int, bool]:
+        async with httpx.AsyncClient(
+            base_url=url, timeout=60, limits=httpx.Limits(max_connections=400)
+        ) as client:
+            await asyncio.sleep(1.1)  # the gateway's shared answer from before has expired
+            listings = [asyncio.create_task(client.get("/api/versions")) for _ in range(300)]
+            await asyncio.sleep(0.3)
+            sheet = await client.get("/api/generar-diseno")
+            waiting = not any(t.done() for t in listings)
+            answers = await asyncio.gather(*listings)
+            return [r.status_code for r in answers], sheet.status_code, waiting
+
+    proxy.status_delay_ms = 3000
+    try:
+        before = status_calls()
+        statuses, sheet, listings_were_waiting = asyncio.run(burst())
+        during = status_calls() - before
+    finally:
+        proxy.status_delay_ms = 0
+    assert statuses == [200] * 300 and sheet == 200
+    assert listings_were_waiting  # the sheet came back first
+    assert during <= 3, during  # one for the burst, the rest the gateway's own status watch

@@ -2,16 +2,17 @@
 
 The newest version under MODEL_BASE_PATH is loaded once at start and a background task checks
 the folder every GATEWAY_POLL_INTERVAL_S; a newer version is loaded beside the old one and swapped
-in with one assignment, so requests in flight finish on the version they started with.
-Pinned versions are loaded on demand and kept (a few, most recently used).
+in with one assignment, so requests in flight finish on the version they started with. Pinned
+versions are loaded on demand, rate-limited, and a few are kept (gateway/backends/loader.py).
+The folder is listed off the event loop with a deadline (gateway/disk.py) and model calls run
+in threads of their own, so neither a hung mount nor a burst of work elsewhere stalls them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
-from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -19,13 +20,15 @@ import tensorflow as tf
 
 from fashion_core.contract import INPUT, OUTPUT, SIGNATURE
 from fashion_core.models_config import LabelFile
-from fashion_core.versions import list_versions, version_dir
+from fashion_core.versions import BasePathError, version_dir
 from gateway.backends.base import Generated, ModelStatus, Pin, VersionState
+from gateway.backends.loader import Loaded, LoadedVersions
+from gateway.disk import ModelFolder
 from gateway.errors import NotPinnable, NoVersion, UpstreamError
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.embedded")
-KEEP_LOADED = 4
+MODEL_THREADS = 8  # a 16x16 sheet is four concurrent calls of 72 rows; a few pins at once
 
 
 class EmbeddedBackend:
@@ -35,64 +38,54 @@ class EmbeddedBackend:
         self.settings = settings
         self.base = settings.model_base_path
         self.labels = LabelFile(settings.model_config_file, settings.model_name)
-        self._models: OrderedDict[int, Any] = OrderedDict()  # version -> signature function
-        self._failed: dict[int, str] = {}  # version -> load error (not retried)
-        self._latest: int | None = None
-        self._load_lock = asyncio.Lock()
+        self.folder = ModelFolder(
+            self.base, settings.status_timeout_s, ttl_s=settings.poll_interval_s / 2
+        )
+        self.pool = ThreadPoolExecutor(MODEL_THREADS, thread_name_prefix="model")
+        self.versions = LoadedVersions(
+            self._open,
+            self.pool,
+            load_interval_s=settings.pin_load_interval_s,
+            failed_ttl_s=settings.failed_load_ttl_s,
+        )
         self._poller: asyncio.Task[None] | None = None
 
+    def _open(self, version: int) -> Loaded:
+        root, fn = load_signature(str(version_dir(self.base, version)))
+        return Loaded(version, root, fn)
+
     async def start(self) -> None:
-        await self.refresh()
+        try:
+            await self.refresh()
+        except BasePathError as exc:  # served as 503 meanwhile; the poller tries again
+            log.error("the model folder cannot be read at start: %s", exc)
         self._poller = asyncio.create_task(self._poll())
 
     async def close(self) -> None:
         if self._poller:
             self._poller.cancel()
+        self.folder.close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     async def _poll(self) -> None:
         while True:
             await asyncio.sleep(self.settings.poll_interval_s)
             try:
                 await self.refresh()
-            except Exception:  # a bad version must not stop the poller
+            except Exception:  # a bad version or an unreadable folder must not stop the poller
                 log.exception("version check failed")
 
     async def refresh(self) -> None:
         """Switch to the newest loadable version on disk, if it is newer than the current one."""
-        for version in reversed(list_versions(self.base)):
-            if self._latest is not None and version <= self._latest:
+        current = self.versions.newest
+        for version in reversed(await self.folder.versions()):
+            if current is not None and version <= current:
                 return
-            if version in self._failed:
+            if self.versions.failed(version) is not None:
                 continue
-            if await self._load(version) is not None:
-                if self._latest != version:
-                    log.info("serving version %s", version)
-                self._latest = version
+            if await self.versions.load_newest(version):
+                log.info("serving version %s", version)
                 return
-
-    async def _load(self, version: int) -> Any:
-        if version in self._models:
-            self._models.move_to_end(version)
-            return self._models[version]
-        async with self._load_lock:
-            if version in self._models:
-                return self._models[version]
-            try:
-                path = version_dir(self.base, version)
-                fn = await asyncio.to_thread(load_signature, str(path))
-            except Exception as exc:  # corrupt or half-copied folder: keep serving the old one
-                self._failed[version] = str(exc).splitlines()[0][:300] if str(exc) else repr(exc)
-                log.error("version %s failed to load: %s", version, self._failed[version])
-                return None
-            self._models[version] = fn
-            gc.freeze()  # a loaded model is long-lived: keep it out of full collections
-            while len(self._models) > KEEP_LOADED:
-                oldest = next(iter(self._models))
-                if oldest == self._latest:
-                    self._models.move_to_end(oldest)
-                    continue
-                self._models.pop(oldest)
-            return fn
 
     def _resolve(self, pin: Pin) -> int:
         if pin.version is not None:
@@ -103,33 +96,34 @@ class EmbeddedBackend:
                 known = ", ".join(sorted(labels)) or "none"
                 raise NotPinnable(f"label {pin.label!r} is not defined; defined labels: {known}.")
             return labels[pin.label]
-        if self._latest is None:
+        if self.versions.newest is None:
             raise NoVersion(f"no version of {self.settings.model_name} is published yet.")
-        return self._latest
+        return self.versions.newest
 
-    async def _function(self, version: int) -> Any:
+    async def _function(self, version: int, pinned: bool) -> Any:
         """The loaded signature of ``version``, loading it on first use."""
-        fn = self._models.get(version)
-        if fn is not None:
-            return fn
-        published = list_versions(self.base)
-        if version not in published:
-            known = ", ".join(map(str, published)) or "none"
-            raise NotPinnable(
-                f"version {version} does not exist; published versions: {known}.", status=404
-            )
-        fn = await self._load(version)
-        if fn is None:
-            raise UpstreamError(f"version {version} failed to load: {self._failed.get(version)}")
-        return fn
+        if version not in self.versions:
+            try:
+                published = await self.folder.versions()
+            except BasePathError as exc:
+                raise UpstreamError(f"{exc}.", 503, self.settings.retry_busy_s) from None
+            if version not in published:
+                known = ", ".join(map(str, published)) or "none"
+                raise NotPinnable(
+                    f"version {version} does not exist; published versions: {known}.", status=404
+                )
+        return (await self.versions.get(version, pinned)).fn
 
     async def generate(self, z: np.ndarray, pin: Pin) -> Generated:
         version = self._resolve(pin)
-        fn = await self._function(version)
+        fn = await self._function(version, pinned=pin != Pin())
         deadline = self.settings.upstream_timeout_s
+        loop = asyncio.get_running_loop()
         try:
             # the same deadline as a TF Serving call; a late model run finishes in its thread
-            images = await asyncio.wait_for(asyncio.to_thread(call_signature, fn, z), deadline)
+            images = await asyncio.wait_for(
+                loop.run_in_executor(self.pool, call_signature, fn, z), deadline
+            )
         except TimeoutError:
             raise UpstreamError(f"the model did not answer within {deadline:g}s.", 504) from None
         except Exception as exc:
@@ -137,28 +131,35 @@ class EmbeddedBackend:
         return Generated(images, version)
 
     async def latent_dim(self, pin: Pin) -> int:
-        return signature_latent_dim(await self._function(self._resolve(pin)))
+        version = self._resolve(pin)
+        return signature_latent_dim(await self._function(version, pinned=pin != Pin()))
 
     async def status(self) -> ModelStatus:
         """Loaded versions and older ones (loadable on demand) are AVAILABLE, newer ones not yet
         loaded are LOADING, and ones that failed to load are END with their error."""
+        try:
+            published = await self.folder.versions()
+        except BasePathError as exc:
+            raise UpstreamError(f"{exc}.", 503, self.settings.retry_busy_s) from None
+        newest = self.versions.newest
         states = []
-        for v in list_versions(self.base):
-            if v in self._failed:
-                states.append(VersionState(v, "END", self._failed[v]))
-            elif v in self._models or (self._latest is not None and v <= self._latest):
+        for v in published:
+            error = self.versions.failed(v)
+            if error is not None:
+                states.append(VersionState(v, "END", error))
+            elif v in self.versions or (newest is not None and v <= newest):
                 states.append(VersionState(v, "AVAILABLE"))
             else:
                 states.append(VersionState(v, "LOADING"))
         return ModelStatus(sorted(states, key=lambda s: -s.version))
 
 
-def load_signature(path: str) -> Any:
-    """The serving signature of the SavedModel at ``path`` (also fashion_gan's loader)."""
+def load_signature(path: str) -> tuple[Any, Any]:
+    """(the SavedModel object, its serving signature) at ``path`` (also fashion_gan's loader).
+    Keep the object as long as the signature: the signature reads the object's variables, and
+    holding both side by side (not one inside the other) lets both go together."""
     loaded = tf.saved_model.load(path)
-    fn = loaded.signatures[SIGNATURE]
-    fn._keepalive = loaded  # the signature needs its SavedModel object alive
-    return fn
+    return loaded, loaded.signatures[SIGNATURE]
 
 
 def call_signature(fn: Any, z: np.ndarray) -> np.ndarray:

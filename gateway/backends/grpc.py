@@ -63,11 +63,18 @@ class GrpcBackend:
         ]
         self.channel = grpc.aio.insecure_channel(self.settings.grpc_target, options=options)
         self.predict_stub = pb.prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
-        self.model_stub = pb.model_service_pb2_grpc.ModelServiceStub(self.channel)
+        # status calls on a connection of their own (a local subchannel pool: grpcio would
+        # otherwise share the TCP connection of an identical channel), so a slow status call
+        # never queues behind predictions or holds their streams
+        self.status_channel = grpc.aio.insecure_channel(
+            self.settings.grpc_target, options=[*options, ("grpc.use_local_subchannel_pool", 1)]
+        )
+        self.model_stub = pb.model_service_pb2_grpc.ModelServiceStub(self.status_channel)
 
     async def close(self) -> None:
         if self.channel is not None:
             await self.channel.close()
+            await self.status_channel.close()
 
     def _spec(self, pin: Pin) -> Any:
         spec = pb.model_pb2.ModelSpec(name=self.settings.model_name, signature_name=SIGNATURE)

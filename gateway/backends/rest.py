@@ -23,6 +23,8 @@ from gateway.backends.base import Generated, ModelStatus, Pin
 from gateway.errors import NotPinnable, NoVersion, UpstreamError
 from gateway.settings import Settings
 
+STATUS_CONNECTIONS = 2
+
 
 class RestBackend:
     name = "rest"
@@ -34,6 +36,12 @@ class RestBackend:
                 max_connections=settings.upstream_connections,
                 max_keepalive_connections=settings.upstream_connections,
             ),
+            headers={"content-type": "application/json"},
+        )
+        # status calls on connections of their own: a slow status endpoint must never hold
+        # the connections the predictions need (their answers are shared: gateway/shared.py)
+        self.status_client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=STATUS_CONNECTIONS),
             headers={"content-type": "application/json"},
         )
         self._cache: dict[Pin, tuple[float, int]] = {}  # pin -> (expires, version)
@@ -48,14 +56,24 @@ class RestBackend:
 
     async def close(self) -> None:
         await self.client.aclose()
+        await self.status_client.aclose()
 
     # --- transport -------------------------------------------------------------------------
-    async def _call(self, method: str, url: str, timeout: float, body: bytes = b"") -> Any:
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        timeout: float,
+        body: bytes = b"",
+        client: httpx.AsyncClient | None = None,
+    ) -> Any:
         """One call with a deadline: (status, parsed JSON or error text). Transport faults
         become UpstreamError."""
         where = self.settings.rest_url
         try:
-            resp = await self.client.request(method, url, content=body or None, timeout=timeout)
+            resp = await (client or self.client).request(
+                method, url, content=body or None, timeout=timeout
+            )
         except httpx.TimeoutException:
             raise UpstreamError(f"TF Serving did not answer within {timeout:g}s.", 504) from None
         except httpx.ConnectError:
@@ -105,7 +123,9 @@ class RestBackend:
 
     # --- interface -------------------------------------------------------------------------
     async def status(self) -> ModelStatus:
-        code, body = await self._call("GET", self._url(Pin()), self.settings.status_timeout_s)
+        code, body = await self._call(
+            "GET", self._url(Pin()), self.settings.status_timeout_s, client=self.status_client
+        )
         if code == 404:
             return ModelStatus([])
         if code != 200:
