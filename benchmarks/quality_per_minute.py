@@ -55,13 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         if recipe not in rates:
             raise SystemExit(f"--rates has no images/s for {recipe}.")
         scores = read_index_file(run / f"scores_{args.tag}.jsonl")
+        # how far the run went: its snapshots, scored or not
+        trained = max(s["images"] for s in read_index_file(run / "snapshots.jsonl"))
         for minute in MINUTES:
             hit = at_minute(scores, minute, rates[recipe], args.startup_s)
             table.setdefault(recipe, {}).setdefault(minute, [])
             if (
-                hit is not None
-                and (minute * 60 - args.startup_s) * rates[recipe]
-                <= max(s["images"] for s in scores) * 1.05
+                hit is not None and (minute * 60 - args.startup_s) * rates[recipe] <= trained * 1.05
             ):  # a mark past the run's last snapshot is left blank, not carried
                 table[recipe][minute].append({**hit, "seed": seed})
     head = " | ".join(f"{m} min" for m in MINUTES)
