@@ -25,6 +25,7 @@ from fashion_gan import GatewayClient, GatewayError, cargar_o_entrenar, generar_
 from gateway.app import create_app
 from gateway.settings import Settings
 from tests.browser import MISSING, image_bytes, open_page, page_state, wait_for
+from tests.conftest import REPO
 from tests.servers import compose_standin, serve
 from tests.tfserving_flags import prepare_mounts
 
@@ -167,3 +168,17 @@ def _metric(text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not in metrics")
+
+
+def test_a_fresh_clone_has_the_default_base_paths_parent() -> None:
+    """The gateway fails closed on a base path whose parent is missing too (a volume that is
+    not mounted): a fresh clone's default models/fashion_gan must read as a fresh volume, or
+    `make run` would answer 503 for ever instead of training."""
+    import subprocess
+
+    parent = Settings().model_base_path.parent
+    tracked = subprocess.run(
+        ["git", "ls-files", "--error-unmatch", str(parent / ".gitkeep")],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert tracked.returncode == 0, f"{parent}/.gitkeep is not in git: {tracked.stderr}"
