@@ -3,6 +3,7 @@ REST and gRPC clients address. Read by export (writes it), gateway and clients (
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 MODEL_NAME: Final = "fashion_gan"
@@ -25,3 +26,8 @@ VERSION_STATES: Final = {
     40: "UNLOADING",
     50: "END",
 }
+
+# a version label starts with a letter or digit: "." and ".." would be path segments that an
+# HTTP client folds away (/labels/../metadata is the newest version's metadata, served as if
+# pinned); the gateway's validator and the Python clients both refuse anything else
+LABEL: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

@@ -17,11 +17,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from fashion_core.contract import MODEL_NAME
+from fashion_core.contract import LABEL, MODEL_NAME
 from gateway.backends.base import Backend, Generated, Pin, VersionState
 from gateway.chunking import ChunkedBackend
 from gateway.errors import BadRequest, NoVersion, UpstreamError
-from gateway.params import LABEL
 from gateway.settings import Settings
 
 __all__ = ["Prediction", "ServingClient", "ServingError"]

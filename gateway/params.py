@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from fashion_core.contract import LABEL
 from fashion_core.latents import MAX_SEED, latents_for, slerp
 from gateway.backends.base import Pin
 from gateway.errors import BadRequest
@@ -19,9 +20,6 @@ from gateway.settings import Settings
 
 __all__ = ["Layout", "Walk", "body", "latents_for", "pin", "query", "walk_body", "walk_query"]
 MAX_LATENT = 1e6
-# a label starts with a letter or digit: "." and ".." would be path segments that an HTTP
-# client folds away (/labels/../metadata is the newest version's metadata, served as if pinned)
-LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 QUERY_KEYS = {"seed", "rows", "cols", "scale", "spacing", "version", "label"}
 BODY_KEYS = {"latents", "rows", "cols", "scale", "spacing", "version", "label"}
 WALK_QUERY_KEYS = {"from", "to", "steps", "format", "scale", "spacing", "version", "label"}
