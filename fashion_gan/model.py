@@ -4,18 +4,20 @@
 gateway's variable and default), or the ``version`` or ``label`` asked for (labels from
 MODEL_CONFIG_FILE, as the embedded gateway reads them). Each version is loaded once per process
 and shared by every thread. When no version exists it starts a training job the way the
-gateway's train-on-miss does (the same job runner: GATEWAY_JOBS_DIR's, or the trainer service
-at GATEWAY_TRAINER_URL; so a gateway and a script never train twice at once, and a failed job
-is retried only after the same back-off), waits for it and loads what it published.
+gateway's train-on-miss does (the same job runner, fashion_gan/jobs.py: GATEWAY_JOBS_DIR's, or
+the trainer service at GATEWAY_TRAINER_URL; so a gateway and a script never train twice at
+once, and a failed job is retried only after the same back-off), waits for it and loads what
+it published. Only those variables are read (fashion_gan/settings.py), and nothing here runs
+an event loop, so both functions work inside one (a notebook, an async app).
 
 ``generar_muestra_ropa()`` draws a sheet into a ``BytesIO``: the same PNG bytes the gateway
 answers for the same version and seed (same noise, same padding of short batches, same
-tiling and encoder). Nothing is written to disk and no display is needed.
+tiling and encoder). Its limits are the request limits' defaults (fashion_core/limits.py).
+Nothing is written to disk and no display is needed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 import os
 import secrets
@@ -23,21 +25,22 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fashion_core.cards import read_card
-from fashion_core.latents import MAX_SEED, latents_for
+from fashion_core.latents import latents_for
+from fashion_core.limits import Limit, table
 from fashion_core.models_config import LabelFile
 from fashion_core.render import sheet_png
 from fashion_core.versions import BasePathError, scan_versions, version_dir
-from gateway.chunking import padded, split
-from gateway.errors import TrainerError
-from gateway.settings import Settings, from_env
-from gateway.trainer import make_trainer
+from fashion_gan.jobs import TrainerError, job_runner
+from fashion_gan.settings import ApiSettings
+from fashion_gan.tfserving.chunking import padded, split
+from fashion_gan.tfserving.config import DEFAULT_MAX_BATCH
 
 __all__ = ["Generador", "ModelError", "Muestra", "cargar_o_entrenar", "generar_muestra_ropa"]
 POLL_S = 1.0
@@ -61,7 +64,7 @@ class Generador:
     def generate(self, z: np.ndarray) -> np.ndarray:
         """Rows in calls of MIN_ROWS to ``max_batch``, short calls padded as the gateway pads
         them, so every row gets the bits it gets through the gateway."""
-        from gateway.backends.embedded import call_signature
+        from fashion_gan.savedmodel import call_signature
 
         z = np.asarray(z, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim or len(z) == 0:
@@ -94,15 +97,15 @@ def _published(base: Path) -> list[int]:
         raise ModelError(f"{exc}.") from None
 
 
-def _settings() -> Settings:
-    return from_env(os.environ)
+def _settings() -> ApiSettings:
+    return ApiSettings.from_env(os.environ)
 
 
-def _load(base: Path, version: int, max_batch: int) -> Generador:
+def _load(base: Path, version: int, max_batch: int = DEFAULT_MAX_BATCH) -> Generador:
     key = (str(base.resolve()), version)
     with _lock:
         if key not in _loaded:
-            from gateway.backends.embedded import load_signature, signature_latent_dim
+            from fashion_gan.savedmodel import load_signature, signature_latent_dim
 
             path = version_dir(base, version)
             root, fn = load_signature(str(path))
@@ -112,13 +115,13 @@ def _load(base: Path, version: int, max_batch: int) -> Generador:
         return _loaded[key]
 
 
-def _train(s: Settings, base: Path, profile: str, log: Callable[[str], None]) -> None:
+def _train(s: ApiSettings, base: Path, profile: str, log: Callable[[str], None]) -> None:
     """Start (or join) a training job exactly as a gateway's miss does (the local job runner or
     GATEWAY_TRAINER_URL's, the same back-off after a failure) and wait for its first version
     (a progressive job goes on publishing better ones; the next call loads the newest),
     relaying its log lines."""
-    trainer = make_trainer(replace(s, model_base_path=base))
-    job, started = asyncio.run(trainer.start(profile, automatic=True))
+    runner = job_runner(s.jobs_dir, base, s.model_config_file, s.trainer_url, s.admin_token)
+    job, started = runner.start(profile, automatic=True)
     log(
         f"No hay versión en {base}: "
         + (
@@ -130,7 +133,7 @@ def _train(s: Settings, base: Path, profile: str, log: Callable[[str], None]) ->
     seen: list[str] = []
     while job.get("state") == "running" and not _published(base):
         time.sleep(POLL_S)
-        job = asyncio.run(trainer.state())
+        job = runner.state()
         for line in job.get("log_tail") or []:
             if line not in seen:
                 log(line)
@@ -157,7 +160,7 @@ def cargar_o_entrenar(
 
 
 def _cargar(
-    s: Settings,
+    s: ApiSettings,
     version: int | None,
     label: str | None,
     profile: str | None = None,
@@ -179,19 +182,24 @@ def _cargar(
         if version not in published:
             known = ", ".join(map(str, published)) or "none"
             raise ModelError(f"version {version} does not exist; published versions: {known}.")
-        return _load(base, version, s.upstream_max_batch)
+        return _load(base, version)
     if not published:
         try:
             _train(s, base, profile or s.train_profile, say)
         except TrainerError as exc:  # the trainer service is unreachable or refused
             raise ModelError(str(exc)) from None
         published = _published(base)
-    return _load(base, published[-1], s.upstream_max_batch)
+    return _load(base, published[-1])
 
 
-def _check(name: str, value: int, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not lo <= value <= hi:
-        raise ValueError(f"{name} must be an integer from {lo} to {hi}.")
+LIMITS = table()  # the gateway's defaults (GATEWAY_MAX_* are the gateway's own knobs)
+
+
+def _check(limit: Limit, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(limit.sentence())
+    if not limit.allows(int(value)):
+        raise ValueError(limit.sentence())
     return int(value)
 
 
@@ -207,12 +215,11 @@ def generar_muestra_ropa(
 ) -> Muestra:
     """A rows x cols PNG design sheet in a BytesIO; a random seed unless one is given (the
     sheet's ``.seed`` says which). Same version and seed: the gateway's bytes."""
-    s = _settings()
-    rows = _check("rows", rows, 1, s.max_grid)
-    cols = _check("cols", cols, 1, s.max_grid)
-    scale = _check("scale", scale, 1, s.max_scale)
-    spacing = _check("spacing", spacing, 0, s.max_spacing)
-    seed = secrets.randbits(63) if seed is None else _check("seed", seed, 0, MAX_SEED)
-    gen = _cargar(s, version, label)  # the settings read once per sheet
+    rows, cols = _check(LIMITS["rows"], rows), _check(LIMITS["cols"], cols)
+    scale, spacing = _check(LIMITS["scale"], scale), _check(LIMITS["spacing"], spacing)
+    seed = secrets.randbits(63) if seed is None else _check(LIMITS["seed"], seed)
+    if version is not None:
+        version = _check(LIMITS["version"], version)
+    gen = _cargar(_settings(), version, label)  # the settings read once per sheet
     images = gen.generate(latents_for(seed, rows * cols, gen.latent_dim))
     return Muestra(sheet_png(images, rows, cols, spacing, scale), seed, gen.version)

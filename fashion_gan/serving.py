@@ -1,10 +1,11 @@
-"""``ServingClient``: latents -> images straight from TF Serving, over REST or gRPC.
+"""``ServingClient``: latents -> images straight from TF Serving, over REST or gRPC, blocking.
 
-For tensor consumers who call TF Serving themselves. It is the gateway's own wire code
-(gateway/backends/rest.py and grpc.py behind gateway/chunking.py), so it keeps the same rules:
-calls within TF Serving's max_batch_size, short calls padded to exact sizes, a version resolved
-before a REST predict so the answer says which version drew it. The async backends run on a
-private event loop thread; the methods block and are safe to call from many threads.
+For tensor consumers who call TF Serving themselves, and for ops tools (the rollout tool asks
+each replica through one). It drives the same async transports the gateway uses
+(fashion_gan/tfserving/), so it keeps the same rules: calls within TF Serving's
+max_batch_size, short calls padded to exact sizes, a version resolved before a REST predict so
+the answer says which version drew it. The transports run on a private event loop thread: the
+methods block, are safe to call from many threads, and work inside a running event loop too.
 """
 
 from __future__ import annotations
@@ -18,28 +19,26 @@ from typing import Any, TypeVar
 import numpy as np
 
 from fashion_core.contract import LABEL, MODEL_NAME
-from gateway.backends.base import Backend, Generated, Pin, VersionState
-from gateway.chunking import ChunkedBackend
-from gateway.errors import BadRequest, NoVersion, UpstreamError
-from gateway.settings import Settings
+from fashion_gan.tfserving import (
+    DEFAULT_MAX_BATCH,
+    Chunked,
+    Generated,
+    Pin,
+    ServingConfig,
+    ServingError,
+    VersionState,
+    transport,
+)
 
 __all__ = ["Prediction", "ServingClient", "ServingError"]
 T = TypeVar("T")
 Prediction = Generated  # .images (n, 28, 28, 1) float32 in [-1, 1], .version
 
 
-class ServingError(Exception):
-    """TF Serving refused or failed. ``status``: 400 (a label it does not define), 404 (a
-    version it has not loaded, or no version at all), 502 (a bad answer), 503 (unreachable
-    or overloaded; ``retry_after`` seconds), 504 (the deadline passed)."""
-
-    def __init__(self, message: str, status: int, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.status, self.retry_after = status, retry_after
-
-
 class ServingClient:
-    """``ServingClient(rest_url="http://localhost:8501")`` or ``(grpc_target="localhost:8500")``."""
+    """``ServingClient(rest_url="http://localhost:8501")`` or ``(grpc_target="localhost:8500")``,
+    or ``ServingClient(config=ServingConfig(...))``. Failures raise ``ServingError`` (``status``
+    400/404 for a version or label the server does not have, 502/503/504 for its faults)."""
 
     def __init__(
         self,
@@ -48,30 +47,24 @@ class ServingClient:
         *,
         model_name: str = MODEL_NAME,
         timeout_s: float = 10.0,
-        max_batch: int = Settings.upstream_max_batch,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        config: ServingConfig | None = None,
     ) -> None:
-        if (rest_url is None) == (grpc_target is None):
-            raise ValueError("give exactly one of rest_url (REST) or grpc_target (gRPC).")
-        rest = rest_url is not None
-        settings = Settings(
-            backend="rest" if rest else "grpc",
-            model_name=model_name,
-            rest_url=(rest_url or Settings.rest_url).rstrip("/"),
-            grpc_target=grpc_target or Settings.grpc_target,
-            upstream_timeout_s=timeout_s,
-            status_timeout_s=timeout_s,
-        )
-        inner: Backend
-        if rest:
-            from gateway.backends.rest import RestBackend
-
-            inner = RestBackend(settings)
-        else:
-            from gateway.backends.grpc import GrpcBackend
-
-            inner = GrpcBackend(settings)
-        self.transport = settings.backend
-        self._backend = ChunkedBackend(inner, max_batch)
+        if config is None:
+            config = ServingConfig(
+                rest_url=rest_url,
+                grpc_target=grpc_target,
+                model_name=model_name,
+                timeout_s=timeout_s,
+                status_timeout_s=timeout_s,
+                max_batch=max_batch,
+            )
+        elif rest_url is not None or grpc_target is not None:
+            raise ValueError("give either config or rest_url/grpc_target, not both.")
+        self.config = config
+        self.transport = config.transport
+        self._remote = transport(config)
+        self._backend = Chunked(self._remote, config.max_batch)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="serving-client", daemon=True
@@ -80,14 +73,7 @@ class ServingClient:
         self._run(self._backend.start())
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        try:
-            return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-        except UpstreamError as exc:
-            raise ServingError(str(exc), exc.status, exc.retry_after) from None
-        except BadRequest as exc:  # NotPinnable: an unknown version or label
-            raise ServingError(str(exc), exc.status) from None
-        except NoVersion as exc:
-            raise ServingError(str(exc), 404) from None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def predict(
         self, latents: Any, *, version: int | None = None, label: str | None = None
@@ -110,6 +96,10 @@ class ServingClient:
     def latent_dim(self, *, version: int | None = None, label: str | None = None) -> int:
         """The length of z the version takes, from its signature metadata."""
         return self._run(self._backend.latent_dim(_pin(version, label)))
+
+    def resolve(self, *, label: str | None = None) -> int:
+        """The version the server serves now for ``label`` (or for unpinned calls)."""
+        return self._run(self._remote.resolve(_pin(None, label)))
 
     def versions(self) -> list[VersionState]:
         """TF Serving's versions of the model and their states (AVAILABLE, LOADING, ...)."""

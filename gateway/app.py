@@ -51,6 +51,7 @@ ROUTES: dict[tuple[str, str], tuple[str, Handler]] = {
     ("POST", "/api/generar-diseno"): ("design_post", handlers.design_post),
     ("GET", "/api/interpolate"): ("interpolate", handlers.interpolate_get),
     ("POST", "/api/interpolate"): ("interpolate_post", handlers.interpolate_post),
+    ("GET", "/api/limits"): ("limits", handlers.limits),
     ("GET", "/api/versions"): ("versions", handlers.versions),
     ("GET", "/api/training"): ("training", handlers.training_get),
     ("POST", "/api/training"): ("training_post", handlers.training_post),

@@ -6,18 +6,27 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from fashion_core.limits import Limit
 from gateway.settings import Settings
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
-def _int_param(name: str, lo: int, hi: int, text: str) -> dict[str, Any]:
+def _schema(limit: Limit) -> dict[str, Any]:
+    """An integer's schema from the limits table (fashion_core/limits.py)."""
+    schema: dict[str, Any] = {"type": "integer", "minimum": limit.lo, "maximum": limit.hi}
+    if limit.default is not None:
+        schema["default"] = limit.default
+    return schema
+
+
+def _int_param(limit: Limit, required: bool = False) -> dict[str, Any]:
     return {
-        "name": name,
+        "name": limit.name,
         "in": "query",
-        "required": False,
-        "description": text,
-        "schema": {"type": "integer", "minimum": lo, "maximum": hi},
+        "required": required,
+        "description": limit.help,
+        "schema": _schema(limit),
     }
 
 
@@ -37,12 +46,10 @@ def _answers(ok: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _json_body(required: list[str], fields: dict[str, Any]) -> dict[str, Any]:
+def _json_body(s: Settings, required: list[str], fields: dict[str, Any]) -> dict[str, Any]:
     """A JSON request body: ``fields`` plus the layout and pin fields every body takes."""
     common = {
-        "scale": {"type": "integer"},
-        "spacing": {"type": "integer"},
-        "version": {"type": "integer"},
+        **{name: _schema(s.limits[name]) for name in ("scale", "spacing", "version")},
         "label": {"type": "string"},
     }
     schema = {"type": "object", "required": required, "properties": {**fields, **common}}
@@ -61,8 +68,9 @@ def openapi(s: Settings) -> dict[str, Any]:
             },
         }
     }
+    limit = s.limits
     pins = [
-        _int_param("version", 1, 2**63 - 1, "pin a published version"),
+        _int_param(limit["version"]),
         {
             "name": "label",
             "in": "query",
@@ -71,19 +79,9 @@ def openapi(s: Settings) -> dict[str, Any]:
             "description": "pin a version label, e.g. stable or canary",
         },
     ]
-    layout = [
-        _int_param("rows", 1, s.max_grid, "rows of the sheet (default 3)"),
-        _int_param("cols", 1, s.max_grid, "columns of the sheet (default 3)"),
-        _int_param("scale", 1, s.max_scale, "integer upscale (default 1)"),
-        _int_param("spacing", 0, s.max_spacing, "pixels between tiles (default 0)"),
-    ]
+    layout = [_int_param(limit[name]) for name in ("rows", "cols", "scale", "spacing")]
     walk = [
-        _int_param(
-            "steps",
-            2,
-            min(32, s.max_grid**2),
-            "designs in the walk, both ends included (default 8)",
-        ),
+        _int_param(limit["steps"]),
         {
             "name": "format",
             "in": "query",
@@ -119,7 +117,7 @@ def openapi(s: Settings) -> dict[str, Any]:
                 "get": {
                     "summary": "A new PNG design sheet on every call; with seed, a fixed one.",
                     "parameters": [
-                        _int_param("seed", 0, 2**63 - 1, "same seed + same version = same PNG"),
+                        _int_param(limit["seed"]),
                         *layout,
                         *pins,
                     ],
@@ -129,15 +127,22 @@ def openapi(s: Settings) -> dict[str, Any]:
                     "summary": "A PNG sheet from your own latent vectors.",
                     "parameters": pins,
                     "requestBody": _json_body(
+                        s,
                         ["latents"],
                         {
                             "latents": {
                                 "type": "array",
-                                "maxItems": s.max_grid**2,
+                                "minItems": limit["latents"].lo,
+                                "maxItems": limit["latents"].hi,
                                 "items": latent,
                             },
-                            "rows": {"type": "integer"},
-                            "cols": {"type": "integer"},
+                            # default: the most square grid of the latents
+                            "rows": {
+                                k: v for k, v in _schema(limit["rows"]).items() if k != "default"
+                            },
+                            "cols": {
+                                k: v for k, v in _schema(limit["cols"]).items() if k != "default"
+                            },
                         },
                     ),
                     "responses": _answers({**png, "413": {"description": "body too large"}}),
@@ -148,14 +153,8 @@ def openapi(s: Settings) -> dict[str, Any]:
                     "summary": "The walk between the first designs of two seeds (spherical "
                     "interpolation of their latents).",
                     "parameters": [
-                        {
-                            **_int_param("from", 0, 2**63 - 1, "seed of the first design"),
-                            "required": True,
-                        },
-                        {
-                            **_int_param("to", 0, 2**63 - 1, "seed of the last design"),
-                            "required": True,
-                        },
+                        _int_param(limit["from"], required=True),
+                        _int_param(limit["to"], required=True),
                         *walk,
                         *pins,
                     ],
@@ -165,16 +164,29 @@ def openapi(s: Settings) -> dict[str, Any]:
                     "summary": "The walk between two latent vectors of your own.",
                     "parameters": pins,
                     "requestBody": _json_body(
+                        s,
                         ["from", "to"],
                         {
                             "from": latent,
                             "to": latent,
-                            "steps": {"type": "integer", "minimum": 2, "maximum": 32},
+                            "steps": _schema(limit["steps"]),
                             "format": {"type": "string", "enum": ["png", "gif"]},
                         },
                     ),
                     "responses": _answers({**strip, "413": {"description": "body too large"}}),
                 },
+            },
+            "/api/limits": {
+                "get": {
+                    "summary": "The request limits of this gateway: for each integer "
+                    "parameter its min, max, default and meaning (the gallery reads them).",
+                    "responses": {
+                        "200": {
+                            "description": "name -> {min, max, default, help}",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
             },
             "/api/versions": {
                 "get": {
@@ -268,6 +280,7 @@ def docs_page(schema: dict[str, Any]) -> str:
 
 
 def _range(schema: dict[str, Any]) -> str:
-    if "minimum" in schema:
-        return f"({schema['minimum']}..{schema['maximum']})"
-    return ""
+    if "minimum" not in schema:
+        return ""
+    default = f", default {schema['default']}" if "default" in schema else ""
+    return f"({schema['minimum']}..{schema['maximum']}{default})"

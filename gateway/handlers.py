@@ -71,7 +71,7 @@ async def _posted(gw: Gateway, request: Request) -> AsyncIterator[tuple[bytes, P
     Admission comes first: the body of a request the gateway would refuse is never read."""
     client = gw.client(request)
     await gw.admit(client, 1)
-    explicit = params.pin(dict(request.query_params)) if request.query_params else None
+    explicit = params.pin(dict(request.query_params), gw.settings) if request.query_params else None
     async with gw.body(request, client) as raw:
         pin, route = gw.route(request, explicit)
         yield raw, pin, route, await gw.latent_dim(pin, route)
@@ -132,6 +132,17 @@ async def training_post(gw: Gateway, request: Request) -> Response:
     if started:
         gw.metrics.training_jobs.inc()
     return JSONResponse({"training": job, "started": started}, status_code=202)
+
+
+async def limits(gw: Gateway, request: Request) -> Response:
+    """The request limits of this gateway (fashion_core/limits.py with its maxima)."""
+    return JSONResponse(
+        {
+            name: {"min": lim.lo, "max": lim.hi, "default": lim.default, "help": lim.help}
+            for name, lim in gw.settings.limits.items()
+        },
+        headers={"Cache-Control": "max-age=60"},
+    )
 
 
 async def versions(gw: Gateway, request: Request) -> Response:

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from fashion_core.versions import BasePathError
 from gateway.errors import (
     BadRequest,
+    NotPinnable,
     NoVersion,
     Overloaded,
     QueueTimeout,
@@ -109,7 +110,7 @@ async def answer(gw: Gateway, exc: Exception) -> Response:
         if isinstance(outcome, Response):
             return outcome
         exc = outcome
-    if isinstance(exc, BadRequest):
+    if isinstance(exc, BadRequest | NotPinnable):  # the caller's choice of input or version
         return JSONResponse({"error": sentence(str(exc))}, exc.status)
     if isinstance(exc, Overloaded):
         reason = "queue_timeout" if isinstance(exc, QueueTimeout) else "overloaded"

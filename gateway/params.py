@@ -1,5 +1,6 @@
 """Request parameters: parse and check, or raise BadRequest with a sentence that says what is
-allowed. Nothing here touches the model."""
+allowed. Every range comes from the limits table (fashion_core/limits.py, with this gateway's
+maxima: ``Settings.limits``). Nothing here touches the model."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from fashion_core.contract import LABEL
-from fashion_core.latents import MAX_SEED, latents_for, slerp
-from gateway.backends.base import Pin
+from fashion_core.latents import latents_for, slerp
+from fashion_core.limits import Limit
+from fashion_gan.tfserving import Pin
 from gateway.errors import BadRequest
 from gateway.settings import Settings
 
@@ -24,7 +26,6 @@ QUERY_KEYS = {"seed", "rows", "cols", "scale", "spacing", "version", "label"}
 BODY_KEYS = {"latents", "rows", "cols", "scale", "spacing", "version", "label"}
 WALK_QUERY_KEYS = {"from", "to", "steps", "format", "scale", "spacing", "version", "label"}
 WALK_BODY_KEYS = WALK_QUERY_KEYS
-MIN_STEPS, MAX_STEPS, DEFAULT_STEPS = 2, 32, 8
 FORMATS = ("png", "gif")
 
 
@@ -40,36 +41,44 @@ class Layout:
         return self.rows * self.cols
 
 
-def _int(name: str, raw: Any, lo: int, hi: int) -> int:
+def checked(limit: Limit, raw: Any) -> int:
+    """``raw`` (an int, or a query string of digits) within ``limit``, else BadRequest."""
     if isinstance(raw, bool) or not (
         isinstance(raw, int) or (isinstance(raw, str) and re.fullmatch(r"\d{1,19}", raw.strip()))
     ):
-        raise BadRequest(f"{name} must be an integer from {lo} to {hi}.")
+        raise BadRequest(limit.sentence())
     value = int(raw)
-    if not lo <= value <= hi:
-        raise BadRequest(f"{name} must be an integer from {lo} to {hi}.")
+    if not limit.allows(value):
+        raise BadRequest(limit.sentence())
     return value
 
 
-def _layout(src: Mapping[str, Any], s: Settings, rows: int = 3, cols: int = 3) -> Layout:
-    def get(key: str, default: int, lo: int, hi: int) -> int:
-        return default if src.get(key) is None else _int(key, src[key], lo, hi)
+def _get(src: Mapping[str, Any], s: Settings, key: str, default: int | None = None) -> int:
+    """The parameter ``key`` checked against its limit, or the default when it is absent."""
+    limit = s.limits[key]
+    if src.get(key) is None:
+        value = limit.default if default is None else default
+        assert value is not None, f"{key} has no default"
+        return value
+    return checked(limit, src[key])
 
+
+def _layout(src: Mapping[str, Any], s: Settings, rows: int = 3, cols: int = 3) -> Layout:
     return Layout(
-        rows=get("rows", rows, 1, s.max_grid),
-        cols=get("cols", cols, 1, s.max_grid),
-        scale=get("scale", 1, 1, s.max_scale),
-        spacing=get("spacing", 0, 0, s.max_spacing),
+        rows=_get(src, s, "rows", rows),
+        cols=_get(src, s, "cols", cols),
+        scale=_get(src, s, "scale"),
+        spacing=_get(src, s, "spacing"),
     )
 
 
-def pin(src: Mapping[str, Any]) -> Pin | None:
+def pin(src: Mapping[str, Any], s: Settings) -> Pin | None:
     """The request's explicit pin, or None when it names neither version nor label."""
     version, label = src.get("version"), src.get("label")
     if version is not None and label is not None:
         raise BadRequest("give either version or label, not both.")
     if version is not None:
-        return Pin(version=_int("version", version, 1, MAX_SEED))
+        return Pin(version=checked(s.limits["version"], version))
     if label is not None:
         if not isinstance(label, str) or not LABEL.fullmatch(label):
             raise BadRequest(
@@ -83,8 +92,8 @@ def pin(src: Mapping[str, Any]) -> Pin | None:
 def query(params: Mapping[str, str], s: Settings) -> tuple[Layout, int | None, Pin | None]:
     """GET /api/generar-diseno: (layout, seed or None, pin or None)."""
     _only(params, QUERY_KEYS, "parameter")
-    seed = None if params.get("seed") is None else _int("seed", params["seed"], 0, MAX_SEED)
-    return _layout(params, s), seed, pin(params)
+    seed = None if params.get("seed") is None else checked(s.limits["seed"], params["seed"])
+    return _layout(params, s), seed, pin(params, s)
 
 
 def body(raw: bytes, s: Settings, latent_dim: int) -> tuple[Layout, np.ndarray, Pin | None]:
@@ -94,9 +103,9 @@ def body(raw: bytes, s: Settings, latent_dim: int) -> tuple[Layout, np.ndarray, 
         raise BadRequest('the body must be a JSON object with a "latents" list.')
     _only(doc, BODY_KEYS, "field")
     latents = doc["latents"]
-    limit = s.max_grid * s.max_grid
-    if not isinstance(latents, list) or not 1 <= len(latents) <= limit:
-        raise BadRequest(f"latents must be a list of 1 to {limit} vectors.")
+    count = s.limits["latents"]
+    if not isinstance(latents, list) or not count.allows(len(latents)):
+        raise BadRequest(f"latents must be a list of {count.lo} to {count.hi} vectors.")
     if not all(_is_latent(v, latent_dim) for v in latents):
         raise BadRequest(f"each latent must be a list of {latent_dim} numbers.")
     _check_finite(latents)
@@ -106,7 +115,7 @@ def body(raw: bytes, s: Settings, latent_dim: int) -> tuple[Layout, np.ndarray, 
     layout = _layout(doc, s, rows, cols)
     if layout.count != n:
         raise BadRequest(f"rows x cols must equal the number of latents ({n}).")
-    return layout, z.astype(np.float32), pin(doc)
+    return layout, z.astype(np.float32), pin(doc, s)
 
 
 def _is_latent(v: Any, latent_dim: int) -> bool:
@@ -163,9 +172,7 @@ class Walk:
 
 
 def _walk_layout(src: Mapping[str, Any], s: Settings) -> tuple[Layout, str]:
-    steps = DEFAULT_STEPS if src.get("steps") is None else src["steps"]
-    # a walk never draws more than the largest sheet (GATEWAY_MAX_GRID squared)
-    cols = _int("steps", steps, MIN_STEPS, min(MAX_STEPS, s.max_grid**2))
+    cols = _get(src, s, "steps")
     fmt = src.get("format") or "png"
     if fmt not in FORMATS:
         raise BadRequest("format must be png (a strip) or gif (an animation).")
@@ -173,15 +180,16 @@ def _walk_layout(src: Mapping[str, Any], s: Settings) -> tuple[Layout, str]:
 
 
 def walk_query(params: Mapping[str, str], s: Settings) -> tuple[Walk, Pin | None]:
-    """GET /api/interpolate: from and to seeds, steps 2-32, format png|gif, scale, spacing."""
+    """GET /api/interpolate: from and to seeds, steps, format png|gif, scale, spacing."""
     _only(params, WALK_QUERY_KEYS, "parameter")
     ends = []
     for key in ("from", "to"):
         if params.get(key) is None:
-            raise BadRequest(f"from and to are both required: seeds from 0 to {MAX_SEED}.")
-        ends.append(_int(key, params[key], 0, MAX_SEED))
+            seeds = s.limits[key]
+            raise BadRequest(f"from and to are both required: seeds from {seeds.lo} to {seeds.hi}.")
+        ends.append(checked(s.limits[key], params[key]))
     layout, fmt = _walk_layout(params, s)
-    return Walk(layout, fmt, ends[0], ends[1]), pin(params)
+    return Walk(layout, fmt, ends[0], ends[1]), pin(params, s)
 
 
 def walk_body(raw: bytes, s: Settings, latent_dim: int) -> tuple[Walk, Pin | None]:
@@ -194,7 +202,7 @@ def walk_body(raw: bytes, s: Settings, latent_dim: int) -> tuple[Walk, Pin | Non
     _check_finite(ends)  # type: ignore[arg-type]  # checked lists of numbers just above
     layout, fmt = _walk_layout(doc, s)
     a, b = (np.asarray(v, dtype=np.float32) for v in ends)
-    return Walk(layout, fmt, a, b), pin(doc)
+    return Walk(layout, fmt, a, b), pin(doc, s)
 
 
 def _grid(n: int) -> tuple[int, int]:

@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 from starlette.requests import Request
 
+from fashion_gan.tfserving import Chunked
 from gateway import routing
 from gateway.backends import Backend, ModelStatus, Pin
 from gateway.backends.base import Generated
 from gateway.batching import Batcher
 from gateway.bodies import BodyBudget, body_of
 from gateway.catalog import Catalog
-from gateway.chunking import ChunkedBackend
 from gateway.disk import ModelFolder
 from gateway.errors import BodiesFull, NotPinnable, Overloaded, UpstreamError
 from gateway.metrics import Metrics
@@ -35,13 +35,13 @@ ROLLOUT_ROUTES = ("canary", "stable")
 
 
 class Gateway:
-    """One backend (every call within TF Serving's max_batch_size: gateway/chunking.py), one
-    batcher with admission control, one trainer, one PNG renderer, one metrics registry, and
-    the status answers every caller shares."""
+    """One backend (every call within TF Serving's max_batch_size: the library's Chunked),
+    one batcher with admission control, one trainer, one PNG renderer, one metrics registry,
+    and the status answers every caller shares."""
 
     def __init__(self, settings: Settings, backend: Backend, trainer: Trainer) -> None:
         self.settings, self.trainer = settings, trainer
-        self.backend = ChunkedBackend(backend, settings.upstream_max_batch)
+        self.backend = Chunked(backend, settings.upstream_max_batch)
         self.metrics = Metrics()
         self.batcher = Batcher(
             self.backend,
@@ -119,7 +119,7 @@ class Gateway:
         """Queue the model work now (raising Overloaded at once when the gateway is full) and
         return what to await for the images. Seeded sheets are batched like the rest: every
         model call has 9 rows or more, where a row's result does not depend on its batch
-        (gateway/chunking.py)."""
+        (fashion_gan/tfserving/chunking.py)."""
         try:
             future = self.batcher.submit(z, pin, client)
         except Overloaded:

@@ -6,51 +6,59 @@ table is printed by ``python -m gateway.settings`` (a test keeps the two equal).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from fashion_core.contract import MODEL_NAME, PROFILES
-from gateway.envparse import (
+from fashion_core import limits as request_limits
+from fashion_core.envparse import (
     SettingsError,
+    Variable,
     boolean,
     choice,
     integer,
     networks,
     number,
-    path,
+    read,
+    refuse_unknown,
     served_name,
     target,
     text,
     url,
 )
+from fashion_gan import settings as api
+from fashion_gan.settings import ApiSettings
 
-__all__ = ["BACKENDS", "ENV", "VARIABLES", "Settings", "SettingsError", "from_env"]
+__all__ = ["BACKENDS", "ENV", "PREFIXES", "VARIABLES", "Settings", "SettingsError", "from_env"]
 
 Backend = Literal["embedded", "rest", "grpc"]
 BACKENDS: tuple[Backend, ...] = ("embedded", "rest", "grpc")
 T = TypeVar("T")
+# every variable with these prefixes must be one of VARIABLES: a typo stops the start
+PREFIXES = ("GATEWAY_", "TFSERVING_")
+_API = ApiSettings()  # the defaults the Python API shares with the gateway
 
 
 @dataclass(frozen=True)
 class Settings:
     backend: Backend = "embedded"
-    model_name: str = MODEL_NAME
-    model_base_path: Path = Path("models/fashion_gan")
+    model_name: str = _API.model_name
+    model_base_path: Path = _API.model_base_path
     # labels for the embedded backend (TF Serving reads its own copy via --model_config_file)
-    model_config_file: Path | None = None
+    model_config_file: Path | None = _API.model_config_file
     rest_url: str = "http://localhost:8501"
     grpc_target: str = "localhost:8500"
     host: str = "127.0.0.1"
     port: int = 8000
     # train on miss
     train_on_miss: bool = True
-    train_profile: str = "quick"
-    trainer_url: str | None = None  # a remote job runner (python -m training.jobserver)
-    jobs_dir: Path = Path("runs/jobs")
-    admin_token: str | None = None
+    train_profile: str = _API.train_profile
+    trainer_url: str | None = _API.trainer_url  # a remote job runner (training.jobserver)
+    jobs_dir: Path = _API.jobs_dir
+    admin_token: str | None = _API.admin_token
     retry_after_s: int = 30  # while a version is trained or loaded
     retry_busy_s: int = 2  # while the model server is busy, unreachable or broke off
     # upstream
@@ -64,9 +72,9 @@ class Settings:
     upstream_max_batch: int = 72
     upstream_connections: int = 64  # REST: pooled HTTP connections to TF Serving
     # request limits
-    max_grid: int = 16
-    max_scale: int = 8
-    max_spacing: int = 8
+    max_grid: int = request_limits.MAX_GRID
+    max_scale: int = request_limits.MAX_SCALE
+    max_spacing: int = request_limits.MAX_SPACING
     max_body_bytes: int = 1 << 20
     # rollouts: share of unpinned traffic sent to label "canary" (0 = off)
     canary_percent: float = 0.0
@@ -95,33 +103,19 @@ class Settings:
     stable_label: str = "stable"
     log_level: str = "info"
 
-
-@dataclass(frozen=True)
-class Variable:
-    env: str
-    field: str
-    parse: Callable[[str, str], Any]
-    help: str
+    @functools.cached_property
+    def limits(self) -> dict[str, request_limits.Limit]:
+        """The request limits with this gateway's maxima (fashion_core/limits.py)."""
+        return request_limits.table(self.max_grid, self.max_scale, self.max_spacing)
 
 
 # every variable the gateway reads, in README order (tests/test_settings.py checks the README's
 # table is exactly this one: python -m gateway.settings prints it)
 VARIABLES: tuple[Variable, ...] = (
     Variable("GATEWAY_BACKEND", "backend", choice(BACKENDS), "`embedded`, `rest` or `grpc`"),
-    Variable("MODEL_NAME", "model_name", served_name, "the TF Serving model name"),
-    Variable(
-        "MODEL_BASE_PATH",
-        "model_base_path",
-        path,
-        "version folders: the embedded model, train-on-miss output, and (rest/grpc, mounted "
-        "read-only) what tells a fresh deployment from a model server that is loading",
-    ),
-    Variable(
-        "MODEL_CONFIG_FILE",
-        "model_config_file",
-        path,
-        "a TF Serving models.config whose labels the embedded backend honours",
-    ),
+    api.MODEL_NAME_VAR,
+    api.MODEL_BASE_PATH,
+    api.MODEL_CONFIG_FILE,
     Variable("TFSERVING_REST_URL", "rest_url", url, "TF Serving REST"),
     Variable("TFSERVING_GRPC_TARGET", "grpc_target", target, "TF Serving gRPC"),
     Variable("GATEWAY_HOST", "host", text, "listen address"),
@@ -132,15 +126,10 @@ VARIABLES: tuple[Variable, ...] = (
         boolean,
         "start a training job when the base path has no version",
     ),
-    Variable("GATEWAY_TRAIN_PROFILE", "train_profile", choice(PROFILES), "profile of that job"),
-    Variable(
-        "GATEWAY_TRAINER_URL",
-        "trainer_url",
-        url,
-        "a trainer job runner (`python -m training.jobserver`) instead of a local subprocess",
-    ),
-    Variable("GATEWAY_JOBS_DIR", "jobs_dir", path, "job state, log and run folder of local jobs"),
-    Variable("GATEWAY_ADMIN_TOKEN", "admin_token", text, "enables `POST /api/training`"),
+    api.TRAIN_PROFILE,
+    api.TRAINER_URL,
+    api.JOBS_DIR,
+    api.ADMIN_TOKEN,
     Variable(
         "GATEWAY_RETRY_AFTER_S",
         "retry_after_s",
@@ -313,14 +302,10 @@ assert set(ENV.values()) == {f.name for f in fields(Settings)} - {"canary_label"
 
 
 def from_env(environ: Mapping[str, str], **overrides: Any) -> Settings:
-    """Build Settings from ``environ`` (unset or empty variables keep their defaults)."""
-    values: dict[str, Any] = {}
-    for var in VARIABLES:
-        raw = environ.get(var.env, "")
-        if raw != "":
-            values[var.field] = var.parse(var.env, raw.strip())
-    values.update(overrides)
-    return Settings(**values)
+    """Build Settings from ``environ`` (unset or empty variables keep their defaults). A
+    GATEWAY_* or TFSERVING_* variable that is not a setting is refused, naming the nearest."""
+    refuse_unknown(environ, PREFIXES, ENV)
+    return Settings(**{**read(environ, VARIABLES), **overrides})
 
 
 def markdown_table() -> str:

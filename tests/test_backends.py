@@ -177,7 +177,7 @@ def test_grpc_gateway_never_loads_tensorflow() -> None:
         "import sys\n"
         "from gateway.app import create_app\n"
         "from gateway.settings import Settings\n"
-        "from gateway.backends.grpc import to_tensor, from_tensor\n"
+        "from fashion_gan.tfserving.grpc import to_tensor, from_tensor\n"
         "import numpy as np\n"
         "create_app(Settings(backend='grpc'))\n"
         "z = np.arange(6, dtype=np.float32).reshape(2, 3)\n"

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from fashion_gan.tfserving.chunking import MIN_ROWS, Chunked
 from gateway.backends.base import Generated, ModelStatus, Pin
 from gateway.batching import Batcher
-from gateway.chunking import MIN_ROWS, ChunkedBackend
 from gateway.errors import NotPinnable, Overloaded, QueueTimeout, UpstreamError
 
 
@@ -320,7 +320,7 @@ def test_one_client_cannot_take_the_model_from_the_others() -> None:
 def test_chunks_stay_within_the_limit_and_come_back_in_order() -> None:
     async def test() -> None:
         fake = Fake()
-        chunked = ChunkedBackend(fake, limit=72)
+        chunked = Chunked(fake, limit=72)
         out = await chunked.generate(z(256, 0), Pin())
         assert sorted(rows for rows, _ in fake.calls) == [40, 72, 72, 72]
         assert tag(out.images) == list(range(256))
@@ -335,7 +335,7 @@ def test_chunks_stay_within_the_limit_and_come_back_in_order() -> None:
 def test_chunks_answered_by_two_versions_are_redrawn_on_the_newer() -> None:
     async def test() -> None:
         fake = Fake(version=lambda call: 1 if call == 1 else 2)  # a rollout lands in between
-        out = await ChunkedBackend(fake, limit=72).generate(z(144, 0), Pin(label="stable"))
+        out = await Chunked(fake, limit=72).generate(z(144, 0), Pin(label="stable"))
         assert out.version == 2 and tag(out.images) == list(range(144))
         assert fake.calls[-1] == (72, Pin(version=2))  # the old chunk again, pinned
 

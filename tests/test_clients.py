@@ -144,7 +144,7 @@ def test_readme_examples_run(
     already; a fresh process per example would cost seconds each)."""
     examples = readme_examples()
     assert len(examples) == len(README_OUTPUT)
-    monkeypatch.setenv("GATEWAY_URL", gateways["embedded"])
+    monkeypatch.setenv("FASHION_GAN_URL", gateways["embedded"])
     monkeypatch.setenv("TFSERVING_REST_URL", server.rest_url)
     monkeypatch.setenv("TFSERVING_GRPC_TARGET", server.grpc_target)
     monkeypatch.setenv("MODEL_BASE_PATH", str(smoke_base))

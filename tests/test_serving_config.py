@@ -107,7 +107,7 @@ def test_gateway_and_warmup_agree_with_the_batch_limits(messages: dict[str, Any]
     limit must be that number, and warmup (replayed through the batching session at load)
     must run every allowed size and nothing bigger."""
     from export.warmup import WARMUP_BATCHES
-    from gateway.chunking import MIN_ROWS
+    from fashion_gan.tfserving.chunking import MIN_ROWS
     from gateway.settings import Settings
 
     cfg = parse_batching(messages, serving_config.BATCHING_CONFIG.read_text())

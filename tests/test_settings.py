@@ -82,6 +82,38 @@ def test_gateway_refuses_to_start_with_a_sentence() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("var", "nearest"),
+    [
+        ("GATEWAY_CANARY_PERCENTAGE", "GATEWAY_CANARY_PERCENT"),
+        ("TFSERVING_REST", "TFSERVING_REST_URL"),
+        ("GATEWAY_MAXGRID", "GATEWAY_MAX_GRID"),
+    ],
+)
+def test_unknown_variables_are_refused_naming_the_nearest(var: str, nearest: str) -> None:
+    """A typo would otherwise be ignored: the canary would stay at 0% with no word."""
+    with pytest.raises(SettingsError) as err:
+        from_env({var: "50"})
+    assert str(err.value) == f"{var} is not a known setting; did you mean {nearest}?"
+
+
+def test_gateway_stops_on_an_unknown_variable() -> None:
+    proc = run_cli("gateway", timeout=60, env_extra={"GATEWAY_CANARY_PERCENTAGE": "50"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "gateway: GATEWAY_CANARY_PERCENTAGE is not a known setting; "
+        "did you mean GATEWAY_CANARY_PERCENT?"
+    )
+
+
+def test_the_python_api_reads_only_its_own_variables() -> None:
+    """A gateway-only variable, even malformed, never breaks generar_muestra_ropa()."""
+    from fashion_gan.settings import ApiSettings
+
+    s = ApiSettings.from_env({"GATEWAY_PORT": "eighty", "MODEL_BASE_PATH": "/srv/models"})
+    assert s.model_base_path == Path("/srv/models")
+
+
 def test_readme_settings_table_is_the_settings() -> None:
     """The README's table is what ``python -m gateway.settings`` prints: every variable the
     gateway reads, with the real defaults."""

@@ -72,6 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    replicas: Replicas | None = None
     try:
         replicas = Replicas(
             expand(args.rest_url or ["http://localhost:8501"], args.replicas_from_dns),
@@ -98,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"rollout: {exc.strerror or exc}: {getattr(exc, 'filename', '')}.", file=sys.stderr)
         return 2
+    finally:
+        if replicas is not None:
+            replicas.close()
     return 0
 
 

@@ -9,9 +9,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from fashion_core.tfserving import AdminClient, VersionState
+from fashion_gan.serving import ServingClient
+from fashion_gan.tfserving import ServingConfig, ServingError, VersionState
 
 Log = Callable[[str], None]
+ASK_TIMEOUT_S = 5.0  # one status or metadata call to one replica
 
 
 def expand(urls: Sequence[str], from_dns: bool) -> list[str]:
@@ -39,14 +41,30 @@ class Replicas:
     log: Log = print
 
     def __post_init__(self) -> None:
-        self.clients = [AdminClient(u, self.model) for u in self.urls]
+        # the library's REST client, one per replica (the gateway's transport, blocking)
+        # (a label is resolved anew on every call: a rollout waits for it to move)
+        self.clients = [ServingClient(config=self._config(u)) for u in self.urls]
+
+    def _config(self, url: str) -> ServingConfig:
+        t = ASK_TIMEOUT_S
+        return ServingConfig(
+            rest_url=url, model_name=self.model, timeout_s=t, status_timeout_s=t, resolve_ttl_s=0
+        )
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
 
     def states(self, version: int) -> list[VersionState | None]:
         """The version's state on each replica (None: unreachable or never heard of it)."""
         out: list[VersionState | None] = []
         for client in self.clients:
-            states = client.states()
-            out.append(None if states is None else states.get(version))
+            try:
+                states = {v.version: v for v in client.versions()}
+            except ServingError:  # down, or not listening yet
+                out.append(None)
+            else:
+                out.append(states.get(version))
         return out
 
     def describe(self, version: int) -> str:
@@ -71,8 +89,15 @@ class Replicas:
     def all_unloaded(self, version: int) -> bool:
         return all(s is None or s.state == "END" for s in self.states(version))
 
+    def label_version(self, client: ServingClient, label: str) -> int | None:
+        """The version a replica serves for ``label`` (None: unknown label, or unreachable)."""
+        try:
+            return client.resolve(label=label)
+        except ServingError:
+            return None
+
     def all_serve_label(self, label: str, version: int) -> bool:
-        return all(c.label_version(label) == version for c in self.clients)
+        return all(self.label_version(c, label) == version for c in self.clients)
 
     def wait(self, what: str, done: Callable[[], bool], fail: Callable[[], str | None]) -> str:
         """Poll until ``done`` (""), or until ``fail`` says why not, or until the timeout."""

@@ -16,11 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
-from fashion_core.contract import INPUT, OUTPUT, SIGNATURE
 from fashion_core.models_config import LabelFile
 from fashion_core.versions import BasePathError, version_dir
+from fashion_gan.savedmodel import call_signature, load_signature, signature_latent_dim
 from gateway.backends.base import Generated, ModelStatus, Pin, VersionState
 from gateway.backends.loader import Loaded, LoadedVersions
 from gateway.disk import ModelFolder
@@ -152,22 +151,3 @@ class EmbeddedBackend:
             else:
                 states.append(VersionState(v, "LOADING"))
         return ModelStatus(sorted(states, key=lambda s: -s.version))
-
-
-def load_signature(path: str) -> tuple[Any, Any]:
-    """(the SavedModel object, its serving signature) at ``path`` (also fashion_gan's loader).
-    Keep the object as long as the signature: the signature reads the object's variables, and
-    holding both side by side (not one inside the other) lets both go together."""
-    loaded = tf.saved_model.load(path)
-    return loaded, loaded.signatures[SIGNATURE]
-
-
-def call_signature(fn: Any, z: np.ndarray) -> np.ndarray:
-    """z (n, latent_dim) -> images (n, 28, 28, 1); concrete functions are safe across threads."""
-    out: np.ndarray = fn(**{INPUT: tf.constant(z, dtype=tf.float32)})[OUTPUT].numpy()
-    return out
-
-
-def signature_latent_dim(fn: Any) -> int:
-    """The length of z the signature takes, read from the model itself."""
-    return int(fn.structured_input_signature[1][INPUT].shape[-1])

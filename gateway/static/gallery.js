@@ -213,7 +213,20 @@ function randomSeed() {
   return ((BigInt(a[0] & 0x7fffffff) << 32n) | BigInt(a[1])).toString();
 }
 
+async function applyLimits() {
+  // the ranges come from the gateway (GET /api/limits: its GATEWAY_MAX_* settings), so the
+  // form never offers a size the gateway refuses
+  const limits = await (await fetch("/api/limits")).json();
+  for (const [id, name] of [["rows", "rows"], ["cols", "cols"], ["scale", "scale"], ["walk-steps", "steps"]]) {
+    const input = $(id), limit = limits[name];
+    input.min = limit.min;
+    input.max = limit.max;
+    input.value = Math.min(Math.max(Number(input.value), limit.min), limit.max);
+  }
+}
+
 async function start() {
+  try { await applyLimits(); } catch (e) { /* the gateway still says what it allows */ }
   const q = new URLSearchParams(location.search);
   for (const key of ["rows", "cols", "scale", "seed"]) if (q.get(key)) $(key).value = q.get(key);
   $("walk-to").value = randomSeed();

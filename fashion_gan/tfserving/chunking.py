@@ -11,7 +11,7 @@ first row, as TF Serving pads a merged batch): measured on these CPUs, TensorFlo
 give a row the same bits in any batch of 8 rows or more, wherever it sits and whatever else is
 in the batch, but take another code path below that. With every call at 9 rows or more, and
 TF Serving padding its merged batches to the allowed sizes (9, 18, 36, 72), a seeded sheet is
-byte-identical however it was batched, on every backend.
+byte-identical however it was batched, on every backend and through the Python API.
 
 A call for "the newest version" or a label whose chunks were answered by two versions (a
 rollout landed between them) has the older chunks computed again on the newer version, so a
@@ -24,7 +24,7 @@ import asyncio
 
 import numpy as np
 
-from gateway.backends.base import Backend, Generated, ModelStatus, Pin
+from fashion_gan.tfserving.values import Generated, ModelStatus, Pin, Transport
 
 MIN_ROWS = 9
 
@@ -41,12 +41,12 @@ def padded(z: np.ndarray, min_rows: int = MIN_ROWS) -> np.ndarray:
     return np.concatenate([z, np.repeat(z[:1], min_rows - len(z), axis=0)])
 
 
-class ChunkedBackend:
-    """A Backend whose generate() keeps every upstream call within [MIN_ROWS, limit] rows."""
+class Chunked:
+    """A Transport whose generate() keeps every call within [MIN_ROWS, limit] rows."""
 
-    def __init__(self, backend: Backend, limit: int, min_rows: int = MIN_ROWS) -> None:
-        self.inner, self.limit, self.min_rows = backend, limit, min(min_rows, limit)
-        self.name = backend.name
+    def __init__(self, inner: Transport, limit: int, min_rows: int = MIN_ROWS) -> None:
+        self.inner, self.limit, self.min_rows = inner, limit, min(min_rows, limit)
+        self.name = inner.name
 
     async def start(self) -> None:
         await self.inner.start()

@@ -1,8 +1,8 @@
 """TF Serving over gRPC: PredictionService.Predict with grpcio's asyncio API.
 
-One channel for the life of the gateway (HTTP/2 multiplexes concurrent calls over it), tensors
+One channel for the life of the client (HTTP/2 multiplexes concurrent calls over it), tensors
 sent as ``tensor_content`` (one memcpy instead of 100 repeated floats per row), a deadline on
-every call. The answer's ``model_spec.version`` says which version drew the sheet.
+every call. The answer's ``model_spec.version`` says which version drew the images.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import numpy as np
 
 from fashion_core import protos
 from fashion_core.contract import IMAGE_SHAPE, INPUT, OUTPUT, SIGNATURE, VERSION_STATES
-from gateway.backends.base import Generated, ModelStatus, Pin, VersionState
-from gateway.errors import NotPinnable, NoVersion, UpstreamError
-from gateway.settings import Settings
+from fashion_gan.tfserving.config import ServingConfig
+from fashion_gan.tfserving.errors import Fault, ServingError, UpstreamError, translate
+from fashion_gan.tfserving.values import Generated, ModelStatus, Pin, VersionState
 
 pb = protos.load()  # message classes only: this module never loads TensorFlow
 
@@ -47,11 +47,29 @@ def from_tensor(t: Any) -> np.ndarray:
     return flat.astype(np.float32).reshape(shape)
 
 
-class GrpcBackend:
+def _fault(err: grpc.aio.AioRpcError) -> Fault:
+    """A gRPC status of TF Serving -> the Fault it means (contract: gRPC codes)."""
+    code, detail = err.code(), (err.details() or "").lower()
+    if code == grpc.StatusCode.NOT_FOUND:
+        return Fault.NOT_FOUND
+    if code == grpc.StatusCode.INVALID_ARGUMENT and "label" in detail:
+        return Fault.UNKNOWN_LABEL
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return Fault.DEADLINE
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
+        # grpcio reports a refused connection as UNAVAILABLE "failed to connect"
+        refused = "connect" in detail or "refused" in detail
+        return Fault.UNREACHABLE if refused else Fault.BUSY
+    return Fault.OTHER
+
+
+class GrpcTransport:
     name = "grpc"
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, config: ServingConfig) -> None:
+        if config.grpc_target is None:
+            raise ValueError("GrpcTransport needs a ServingConfig with grpc_target.")
+        self.config, self.target = config, config.grpc_target
         self.channel: grpc.aio.Channel | None = None
         self._latent: dict[int, int] = {}  # version -> latent size
         self._resolved: dict[Pin, tuple[float, int]] = {}  # pin -> (expires, version)
@@ -61,13 +79,13 @@ class GrpcBackend:
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.max_send_message_length", MAX_MESSAGE),
         ]
-        self.channel = grpc.aio.insecure_channel(self.settings.grpc_target, options=options)
+        self.channel = grpc.aio.insecure_channel(self.target, options=options)
         self.predict_stub = pb.prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         # status calls on a connection of their own (a local subchannel pool: grpcio would
         # otherwise share the TCP connection of an identical channel), so a slow status call
         # never queues behind predictions or holds their streams
         self.status_channel = grpc.aio.insecure_channel(
-            self.settings.grpc_target, options=[*options, ("grpc.use_local_subchannel_pool", 1)]
+            self.target, options=[*options, ("grpc.use_local_subchannel_pool", 1)]
         )
         self.model_stub = pb.model_service_pb2_grpc.ModelServiceStub(self.status_channel)
 
@@ -77,47 +95,25 @@ class GrpcBackend:
             await self.status_channel.close()
 
     def _spec(self, pin: Pin) -> Any:
-        spec = pb.model_pb2.ModelSpec(name=self.settings.model_name, signature_name=SIGNATURE)
+        spec = pb.model_pb2.ModelSpec(name=self.config.model_name, signature_name=SIGNATURE)
         if pin.version is not None:
             spec.version.CopyFrom(pb.wrappers_pb2.Int64Value(value=pin.version))
         elif pin.label is not None:
             spec.version_label = pin.label
         return spec
 
-    def _fail(self, err: grpc.aio.AioRpcError, pin: Pin) -> Exception:
-        """Translate a gRPC status (contract: gRPC codes)."""
-        code, detail = err.code(), err.details() or ""
-        if code == grpc.StatusCode.NOT_FOUND:
-            if pin.version is not None:
-                return NotPinnable(f"version {pin.version} is not loaded by the model server.", 404)
-            if pin.label is not None:
-                return NotPinnable(
-                    f"label {pin.label!r} names a version the model server has not loaded.", 404
-                )
-            return NoVersion(f"TF Serving has no AVAILABLE version: {detail}")
-        if code == grpc.StatusCode.INVALID_ARGUMENT and "label" in detail:
-            return NotPinnable(f"label {pin.label!r} is not defined on the model server.")
-        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return UpstreamError("TF Serving did not answer within the deadline.", 504)
-        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
-            # grpcio reports a refused connection as UNAVAILABLE "failed to connect": TF Serving
-            # keeps its ports closed until it has loaded a version
-            refused = "connect" in detail.lower() or "refused" in detail.lower()
-            return UpstreamError(
-                f"TF Serving at {self.settings.grpc_target} is unavailable.",
-                503,
-                retry_after=self.settings.retry_busy_s,
-                unreachable=refused,
-            )
-        return UpstreamError(f"TF Serving answered {code.name}: {detail}", 502)
+    def _fail(self, err: grpc.aio.AioRpcError, pin: Pin) -> ServingError:
+        fault = _fault(err)
+        detail = err.details() or ""
+        if fault is Fault.OTHER:
+            detail = f"{err.code().name}: {detail}"
+        return translate(fault, detail, pin, self.config)
 
     async def generate(self, z: np.ndarray, pin: Pin) -> Generated:
         request = pb.predict_pb2.PredictRequest(model_spec=self._spec(pin), output_filter=[OUTPUT])
         request.inputs[INPUT].CopyFrom(to_tensor(z))
         try:
-            response = await self.predict_stub.Predict(
-                request, timeout=self.settings.upstream_timeout_s
-            )
+            response = await self.predict_stub.Predict(request, timeout=self.config.timeout_s)
         except grpc.aio.AioRpcError as err:
             raise self._fail(err, pin) from None
         if OUTPUT not in response.outputs:
@@ -127,10 +123,17 @@ class GrpcBackend:
             raise UpstreamError(f"TF Serving returned images of shape {images.shape}.", 502)
         return Generated(images, int(response.model_spec.version.value))
 
+    async def resolve(self, pin: Pin) -> int:
+        """The version ``pin`` names on the server now (kept for ``resolve_ttl_s``)."""
+        if pin.version is not None:
+            return pin.version
+        await self.latent_dim(pin)
+        return self._resolved[pin][1]
+
     async def latent_dim(self, pin: Pin) -> int:
-        """The latent size of the version ``pin`` names, from its metadata; as in the REST
-        backend, which version a label or "newest" names is re-read after
-        GATEWAY_POLL_INTERVAL_S, and each version's size is kept."""
+        """The latent size of the version ``pin`` names, from its metadata; which version a
+        label or "newest" names is re-read after ``resolve_ttl_s``, each version's size is
+        kept."""
         cached = self._resolved.get(pin)
         if cached is not None and cached[0] > time.monotonic():
             return self._latent[cached[1]]
@@ -139,7 +142,7 @@ class GrpcBackend:
         )
         try:
             response = await self.predict_stub.GetModelMetadata(
-                request, timeout=self.settings.status_timeout_s
+                request, timeout=self.config.status_timeout_s
             )
             sig_map = pb.get_model_metadata_pb2.SignatureDefMap()
             response.metadata["signature_def"].Unpack(sig_map)
@@ -150,16 +153,16 @@ class GrpcBackend:
             raise self._fail(err, pin) from None
         except (KeyError, IndexError):
             raise UpstreamError(f"TF Serving sent metadata without input '{INPUT}'.", 502) from None
-        self._resolved[pin] = (time.monotonic() + self.settings.poll_interval_s, version)
+        self._resolved[pin] = (time.monotonic() + self.config.resolve_ttl_s, version)
         return self._latent[version]
 
     async def status(self) -> ModelStatus:
         request = pb.get_model_status_pb2.GetModelStatusRequest(
-            model_spec=pb.model_pb2.ModelSpec(name=self.settings.model_name)
+            model_spec=pb.model_pb2.ModelSpec(name=self.config.model_name)
         )
         try:
             response = await self.model_stub.GetModelStatus(
-                request, timeout=self.settings.status_timeout_s
+                request, timeout=self.config.status_timeout_s
             )
         except grpc.aio.AioRpcError as err:
             if err.code() == grpc.StatusCode.NOT_FOUND:

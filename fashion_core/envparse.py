@@ -1,16 +1,55 @@
-"""Parsers of environment variable values: each returns the value or raises SettingsError with
-one sentence that names the variable and says what is allowed (gateway/settings.py uses them)."""
+"""Environment variables: parsers of their values and the table that names them.
+
+Each parser returns the value or raises SettingsError with one sentence that names the
+variable and says what is allowed. ``read`` builds a settings object's overrides from a table
+of ``Variable``s (the gateway's settings and the Python API's read theirs this way).
+"""
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 class SettingsError(ValueError):
-    """An environment variable has a value the gateway cannot use."""
+    """An environment variable has a value that cannot be used, or a name nothing reads."""
+
+
+@dataclass(frozen=True)
+class Variable:
+    env: str
+    field: str
+    parse: Callable[[str, str], Any]
+    help: str
+
+
+def read(environ: Mapping[str, str], variables: Iterable[Variable]) -> dict[str, Any]:
+    """{field: value} for every variable of ``variables`` set to a non-empty value."""
+    values: dict[str, Any] = {}
+    for var in variables:
+        raw = environ.get(var.env, "")
+        if raw != "":
+            values[var.field] = var.parse(var.env, raw.strip())
+    return values
+
+
+def refuse_unknown(
+    environ: Mapping[str, str], prefixes: tuple[str, ...], known: Iterable[str]
+) -> None:
+    """A set variable with one of ``prefixes`` that is not in ``known`` is a typo: stop, naming
+    the nearest known one (``GATEWAY_CANARY_PERCENTAGE`` would otherwise be ignored silently).
+    An empty one is ignored, as an empty known one keeps its default."""
+    names = sorted(set(known))
+    for name in sorted(environ):
+        if name.startswith(prefixes) and name not in names and environ[name] != "":
+            near = difflib.get_close_matches(name, names, n=1, cutoff=0.0)
+            hint = f"; did you mean {near[0]}?" if near else "."
+            raise SettingsError(f"{name} is not a known setting{hint}")
 
 
 def integer(lo: int, hi: int) -> Callable[[str, str], int]:
