@@ -9,6 +9,7 @@ job's progress and turns into designs once version 1 is published."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 import warnings
@@ -21,7 +22,13 @@ import requests
 from PIL import Image
 
 from fashion_core.versions import list_versions
-from fashion_gan import GatewayClient, GatewayError, cargar_o_entrenar, generar_muestra_ropa
+from fashion_gan import (
+    GatewayClient,
+    GatewayError,
+    Generador,
+    cargar_o_entrenar,
+    generar_muestra_ropa,
+)
 from gateway.app import create_app
 from gateway.settings import Settings
 from tests.browser import MISSING, image_bytes, open_page, page_state, wait_for
@@ -97,12 +104,18 @@ def test_fresh_deployment_trains_then_serves(
             )
 
         # the Python API joins the running job (same jobs folder) instead of starting another,
-        # and a GatewayClient rides out the 503s by honouring their Retry-After
+        # called from a coroutine (a notebook or an async app: an event loop is running), and
+        # a GatewayClient rides out the 503s by honouring their Retry-After
         monkeypatch.setenv("GATEWAY_JOBS_DIR", str(tmp_path / "jobs"))
         monkeypatch.setenv("MODEL_BASE_PATH", str(mounts.base_path))
         api_log: list[str] = []
+
+        async def in_a_running_loop() -> Generador:
+            asyncio.get_running_loop()  # there is one
+            return cargar_o_entrenar(profile="smoke", log=api_log.append)
+
         waiting = ThreadPoolExecutor(2)
-        loaded = waiting.submit(cargar_o_entrenar, profile="smoke", log=api_log.append)
+        loaded = waiting.submit(asyncio.run, in_a_running_loop())
         client = GatewayClient(urls["grpc"], retries=100, max_wait_s=300)
         patient = waiting.submit(client.sheet, seed=11)
         with pytest.raises(GatewayError) as impatient:

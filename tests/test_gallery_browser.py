@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,33 @@ def _sheet(driver: Any) -> tuple[bytes, str, str]:
         img.get_attribute("data-seed"),
         img.get_attribute("data-version"),
     )
+
+
+def test_the_form_offers_what_the_gateway_allows(
+    browser: Any, smoke_base: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The ranges come from GET /api/limits: with GATEWAY_MAX_GRID=2 the form offers no size
+    the gateway would refuse, and its scale of 4 comes down to GATEWAY_MAX_SCALE=3."""
+    base = embedded_settings(smoke_base, tmp_path_factory.mktemp("small"))
+    small = replace(base, max_grid=2, max_scale=3)
+    with serve(create_app(small)) as url:
+        _open(browser, url + "/")
+        ranges = {
+            key: (
+                browser.find_element("id", key).get_attribute("min"),
+                browser.find_element("id", key).get_attribute("max"),
+                browser.find_element("id", key).get_attribute("value"),
+            )
+            for key in ("rows", "cols", "scale", "walk-steps")
+        }
+        png, _, _ = _sheet(browser)
+    assert ranges == {
+        "rows": ("1", "2", "2"),
+        "cols": ("1", "2", "2"),
+        "scale": ("1", "3", "3"),
+        "walk-steps": ("2", "4", "4"),
+    }
+    assert Image.open(io.BytesIO(png)).size == (2 * 28 * 3, 2 * 28 * 3)
 
 
 def test_sheet_loads_and_decodes(browser: Any, gallery: str) -> None:

@@ -4,26 +4,14 @@ metric would stop measuring anything (issue 16)."""
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 from tests.conftest import REPO
+from tests.test_layering import imports
 
 # what a train step runs: the networks, the losses, the steps and their parts
 TRAINING_STEP = ["model.py", "losses.py", "parts.py", "augment.py", "step_tf.py", "step_jax.py"]
 
 
-def _imports(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
-
-
 def test_the_train_step_never_imports_the_evaluator() -> None:
     for name in TRAINING_STEP:
-        imported = _imports(REPO / "training" / name)
+        imported = imports(REPO / "training" / name)
         assert not {m for m in imported if m.split(".")[0] == "evaluation"}, name

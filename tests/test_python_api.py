@@ -6,6 +6,7 @@ the fresh deployment's job."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import subprocess
@@ -66,6 +67,19 @@ def test_same_png_as_every_gateway(
         assert answer.status_code == 200, (backend, answer.text)
         assert answer.headers["x-model-version"] == str(sheet.version), backend
         assert answer.content == sheet.getvalue(), backend
+
+
+def test_works_inside_a_running_event_loop() -> None:
+    """A notebook or an async app calls it with an event loop running: no asyncio.run inside
+    (training from a coroutine: test_first_start)."""
+
+    async def draw() -> tuple[bytes, int]:
+        asyncio.get_running_loop()
+        sheet = generar_muestra_ropa(seed=5, version=1)
+        return sheet.getvalue(), cargar_o_entrenar().version
+
+    png, newest = asyncio.run(draw())
+    assert png == generar_muestra_ropa(seed=5, version=1).getvalue() and newest == 2
 
 
 def test_32_threads_share_one_load(monkeypatch: pytest.MonkeyPatch) -> None:
