@@ -19,7 +19,7 @@ LOCK = REPO / "requirements" / "lock.txt"
 
 
 def locked() -> dict[str, str]:
-    pins = {}
+    pins: dict[str, str] = {}
     for line in LOCK.read_text().splitlines():
         if line and not line.startswith("#"):
             name, sep, version = line.partition("==")
