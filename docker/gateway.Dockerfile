@@ -16,7 +16,8 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY pyproject.toml docker/requirements_from_pyproject.py ./
+# the versions: requirements/lock.txt as pip constraints, as `make run` and `make test` install
+COPY pyproject.toml docker/requirements_from_pyproject.py requirements/lock.txt ./
 
 FROM builder-base AS builder-slim
 # dependencies first (a layer cached until pyproject.toml changes), then the project itself
@@ -24,8 +25,8 @@ RUN python requirements_from_pyproject.py pyproject.toml \
         --exclude tensorflow keras tensorflow-serving-api jax > runtime.txt \
     && python requirements_from_pyproject.py pyproject.toml \
         --only tensorflow-serving-api > no-deps.txt \
-    && pip install -r runtime.txt \
-    && pip install --no-deps -r no-deps.txt
+    && pip install -c lock.txt -r runtime.txt \
+    && pip install -c lock.txt --no-deps -r no-deps.txt
 # only what the gateway imports (tests/test_deploy_files.py checks it against the imports)
 COPY fashion_core/ fashion_core/
 COPY gateway/ gateway/
@@ -35,7 +36,7 @@ RUN pip install --no-deps . \
 
 FROM builder-base AS builder-full
 RUN python requirements_from_pyproject.py pyproject.toml > runtime.txt \
-    && pip install -r runtime.txt
+    && pip install -c lock.txt -r runtime.txt
 COPY fashion_core/ fashion_core/
 COPY gateway/ gateway/
 RUN pip install --no-deps . && python -c "import gateway"

@@ -16,9 +16,10 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY pyproject.toml docker/requirements_from_pyproject.py ./
+# the versions: requirements/lock.txt as pip constraints, as `make run` and `make test` install
+COPY pyproject.toml docker/requirements_from_pyproject.py requirements/lock.txt ./
 RUN python requirements_from_pyproject.py pyproject.toml --exclude tensorflow > runtime.txt \
-    && pip install "${TF_PACKAGE}" -r runtime.txt
+    && pip install -c lock.txt "${TF_PACKAGE}" -r runtime.txt
 # what training imports (no gateway: tests/test_deploy_files.py checks it against the imports)
 COPY fashion_core/ fashion_core/
 COPY evaluation/ evaluation/

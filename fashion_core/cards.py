@@ -68,7 +68,8 @@ def training_section(state: dict[str, Any], run_dir: Path | None = None) -> dict
         "resumed_from_epoch": state.get("resumed_from_epoch", 0),
         "backend": state.get("backend"),
         "devices": state.get("devices", []),
-        "run_dir": str(run_dir) if run_dir else None,
+        # the run folder's name only: a card travels, the machine's paths stay behind
+        "run_dir": run_dir.name if run_dir else None,
     }
 
 

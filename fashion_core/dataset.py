@@ -24,6 +24,9 @@ FILES = {
     "y_test": ("t10k-labels-idx1-ubyte.gz", 10000),
 }
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049  # IDX: ubyte data, 3 dims / 1 dim
+# what a model card records as the data's source: how it was read, never where (sha256 says what)
+IDX_SOURCE = "fashion-mnist IDX files (FASHION_MNIST_DIR or --data-dir)"
+KERAS_SOURCE = "keras.datasets.fashion_mnist"
 NUM_CLASSES = 10
 
 
@@ -37,8 +40,9 @@ class FashionMNIST:
     y_train: np.ndarray  # (60000,) uint8 in 0..9
     x_test: np.ndarray  # (10000, 28, 28) uint8
     y_test: np.ndarray
-    source: str  # folder or "keras"
+    source: str  # IDX_SOURCE or KERAS_SOURCE: portable, for the model card
     sha256: str  # of the four arrays, for the model card
+    folder: Path | None = None  # where the IDX files were read (for logs; a path of this machine)
 
 
 def _read_idx(path: Path, count: int, is_images: bool) -> np.ndarray:
@@ -91,7 +95,9 @@ def load_from_dir(folder: Path) -> FashionMNIST:
         key: _read_idx(folder / name, count, key.startswith("x"))
         for key, (name, count) in FILES.items()
     }
-    return FashionMNIST(**arrays, source=str(folder.resolve()), sha256=_digest(*arrays.values()))
+    return FashionMNIST(
+        **arrays, source=IDX_SOURCE, sha256=_digest(*arrays.values()), folder=folder.resolve()
+    )
 
 
 def load_with_keras() -> FashionMNIST:
@@ -116,7 +122,7 @@ def load_with_keras() -> FashionMNIST:
         y_train,
         x_test,
         y_test,
-        source="keras",
+        source=KERAS_SOURCE,
         sha256=_digest(x_train, y_train, x_test, y_test),
     )
 

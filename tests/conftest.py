@@ -16,18 +16,18 @@ import pytest
 
 from fashion_core.dataset import FashionMNIST
 from gateway.app import create_app
+from tests.fashion_data import keras_cache, local_copy
 from tests.servers import BACKENDS, ModelServer, model_server, serve, settings_for
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(
-    os.environ.get("FASHION_MNIST_DIR") or REPO.parent / "shared" / "datasets" / "fashion-mnist"
-)
-# every child process reads the local copy of the data: tests never download anything
+# the local copy of the data when there is one (tests/fashion_data.py), else Keras' cache
+DATA_DIR = local_copy()
+# every child process reads the same copy: with a local one, tests download nothing
 ENV = {
     **os.environ,
     "TF_CPP_MIN_LOG_LEVEL": "3",
     "PYTHONUNBUFFERED": "1",
-    "FASHION_MNIST_DIR": str(DATA_DIR),
+    **({"FASHION_MNIST_DIR": str(DATA_DIR)} if DATA_DIR is not None else {}),
 }
 
 TENSORFLOW = {"KERAS_BACKEND": "tensorflow"}
@@ -51,9 +51,11 @@ def run_cli(
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    if not (DATA_DIR / "train-images-idx3-ubyte.gz").is_file():
-        pytest.fail(f"Fashion-MNIST not found at {DATA_DIR}; set FASHION_MNIST_DIR")
-    return DATA_DIR
+    """A folder with the four IDX files: the local copy, else Keras' cache (downloaded once)."""
+    folder = DATA_DIR if DATA_DIR is not None else keras_cache()
+    if not (folder / "train-images-idx3-ubyte.gz").is_file():
+        pytest.fail(f"Fashion-MNIST not found at {folder}; set FASHION_MNIST_DIR")
+    return folder
 
 
 @pytest.fixture(scope="session")

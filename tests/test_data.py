@@ -15,6 +15,7 @@ import pytest
 
 from fashion_core.dataset import FILES, DataError, load_from_dir, to_unit_range
 from tests.conftest import ENV, REPO, run_cli
+from tests.fashion_data import local_copy
 
 
 @pytest.fixture()
@@ -97,6 +98,39 @@ def test_keras_loader_reads_the_keras_home_cache(copy_dir: Path, tmp_path: Path)
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "(60000, 28, 28) keras" in proc.stdout  # cached: no download was attempted
+
+
+def test_the_suite_reads_a_local_copy_first(tmp_path: Path) -> None:
+    clone, shared = tmp_path / "clone", tmp_path / "shared" / "datasets" / "fashion-mnist"
+    assert local_copy({}, clone) is None  # then Keras' cache
+    shared.mkdir(parents=True)
+    assert local_copy({}, clone) == shared
+    assert local_copy({"FASHION_MNIST_DIR": "/data/fm"}, clone) == Path("/data/fm")
+
+
+def test_without_a_local_copy_the_suite_reads_keras_cache(data_dir: Path, tmp_path: Path) -> None:
+    """No FASHION_MNIST_DIR and no ../shared: the suite's data folder is Keras' cache in
+    KERAS_HOME, used as it is (a download would fail: the proxy named here does not listen)."""
+    home = tmp_path / "keras_home"
+    cache = home / "datasets" / "fashion-mnist"
+    cache.mkdir(parents=True)
+    for name, _ in FILES.values():
+        (cache / name).symlink_to(data_dir / name)
+    code = (
+        "from pathlib import Path\n"
+        "from tests.fashion_data import keras_cache, local_copy\n"
+        f"assert local_copy({{}}, Path({str(tmp_path / 'clone')!r})) is None\n"
+        "print(keras_cache())\n"
+    )
+    env = {k: v for k, v in ENV.items() if k != "FASHION_MNIST_DIR"}
+    dead = "http://127.0.0.1:9"
+    env.update(KERAS_HOME=str(home), HTTPS_PROXY=dead, https_proxy=dead, NO_PROXY="")
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[-1] == str(cache)
+    assert load_from_dir(cache).x_test.shape == (10000, 28, 28)
 
 
 def test_missing_folder(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from export.warmup import WARMUP_BATCHES
+from fashion_core.dataset import IDX_SOURCE, KERAS_SOURCE
 from fashion_core.versions import list_versions
 from tests.conftest import ENV, run_cli
 
@@ -91,6 +93,32 @@ def test_card_of_the_tensorflow_version(smoke_base: Path) -> None:
     card = json.loads((smoke_base / "1" / "assets.extra" / "model_card.json").read_text())
     assert card["training"]["backend"] == "tensorflow"
     assert card["training"]["devices"] == ["/cpu:0", "/cpu:1"]  # MirroredStrategy over both
+
+
+def machine_paths(value: Any, where: str = "card") -> list[str]:
+    """The fields of ``value`` that hold a path of this machine: an absolute path whose top
+    folder exists here (TensorFlow's device names such as /cpu:0 are not paths)."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in machine_paths(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in machine_paths(v, f"{where}[{i}]")]
+    if isinstance(value, str):
+        for token in value.split():
+            parts = Path(token.strip("'\"(),;")).parts
+            if len(parts) > 1 and parts[0] == "/" and Path("/", parts[1]).exists():
+                return [f"{where} = {value!r}"]
+    return []
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_card_holds_no_path_of_this_machine(smoke_base: Path, version: int) -> None:
+    """A card travels with its version (to TF Serving's hosts, to people): it says how the
+    data was read and its hash, not in which folder of the training machine."""
+    card = json.loads((smoke_base / str(version) / "assets.extra" / "model_card.json").read_text())
+    assert not machine_paths(card), machine_paths(card)
+    assert card["data"]["source"] in (IDX_SOURCE, KERAS_SOURCE)
+    assert card["training"]["run_dir"] == f"run{version}"  # the run folder's name only
+    assert machine_paths({"data": {"source": f"read from {smoke_base}"}})  # the check sees one
 
 
 def test_warmup_records_are_predict_requests(smoke_base: Path) -> None:

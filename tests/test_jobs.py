@@ -12,14 +12,51 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from fashion_core import locks
 from fashion_core.jobs import JOB_FILE, PROGRESS_FILE, RUNNING_LOCK, JobState, TrainingJobs
 from fashion_core.progress import ProgressFile
+
+T = TypeVar("T")
+
+
+def _wait_for(condition: Callable[[], T], what: str, timeout: float = 60) -> T:
+    """Poll ``condition`` until it returns something true, at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:.0f}s for {what}")
+        time.sleep(0.02)
+    return result
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, ...); None if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for path in Path("/proc").glob("[0-9]*"):
+        fields = _stat(int(path.name))
+        if fields is not None and int(fields[1]) == pid:
+            kids.append(int(path.name))
+    return kids
+
+
+def _dead(pid: int) -> bool:
+    """Exited (a zombie until its parent reaps it: its files, the lock among them, are closed)."""
+    fields = _stat(pid)
+    return fields is None or fields[0] in ("Z", "X")
 
 
 def _wait_done(jobs: TrainingJobs, timeout: float = 120) -> JobState:
@@ -89,10 +126,12 @@ def test_killed_supervisor_leaves_the_job_running_while_training_lives(
     jobs = TrainingJobs(tmp_path / "jobs", tmp_path / "models", extra_args=("--no-publish",))
     job, started = jobs.start("smoke")
     assert started and job.pid is not None
-    time.sleep(1.0)  # the supervisor has started the trainer (which holds the lock too)
-    os.kill(job.pid, signal.SIGKILL)
-    time.sleep(0.3)
-    assert jobs.state().state == "running"  # the trainer still holds the lock
+    supervisor = job.pid
+    # the supervisor has started the trainer, which holds the lock too (inherited when forked)
+    (trainer,) = _wait_for(lambda: _children(supervisor), "the supervisor to start the trainer")
+    os.kill(supervisor, signal.SIGKILL)
+    _wait_for(lambda: _dead(supervisor), "the supervisor to die")
+    assert not _dead(trainer) and jobs.state().state == "running"  # the trainer holds the lock
     _, started = jobs.start("smoke", automatic=False)
     assert not started  # no second trainer in the same run folder
     done = _wait_done(jobs)

@@ -6,11 +6,13 @@ them complete and the process exits within its grace period."""
 from __future__ import annotations
 
 import asyncio
+import http.client
 import signal
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -53,19 +55,59 @@ def test_short_soak(gateway: tuple[Children, str]) -> None:
     assert report.fd_growth <= 0, report.samples
 
 
+def read_by_server(port: int, sent: set[int], answered: set[int]) -> bool:
+    """Whether the server on ``port`` has read the requests sent from the local ports ``sent``:
+    in /proc/net/tcp each of those connections (but those already answered) has no byte left
+    unacknowledged at the client's end and none unread at the server's."""
+    read = set(answered)
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = (int(address.rsplit(":", 1)[1], 16) for address in fields[1:3])
+        unacked, unread = (int(count, 16) for count in fields[4].split(":"))
+        if local in sent and remote == port and unacked:
+            return False
+        if local == port and remote in sent:
+            if unread:
+                return False
+            read.add(remote)
+    return read >= sent
+
+
 def test_sigterm_lets_requests_in_flight_finish(gateway: tuple[Children, str]) -> None:
     children, url = gateway
     proc = children.procs["gateway"]
+    host, port = urlsplit(url).hostname or "", urlsplit(url).port or 80
     answers: list[int] = []
+    sent: set[int] = set()  # the clients' local ports, once their request is written
+    answered: set[int] = set()
+    lock = threading.Lock()
 
     def one() -> None:
-        r = requests.get(f"{url}/api/generar-diseno?rows=4&cols=4&scale=8", timeout=60)
-        answers.append(r.status_code)
+        conn = http.client.HTTPConnection(host, port, timeout=60)
+        conn.request("GET", "/api/generar-diseno?rows=4&cols=4&scale=8")
+        local = conn.sock.getsockname()[1]
+        with lock:
+            sent.add(local)
+        response = conn.getresponse()
+        response.read()
+        with lock:
+            answers.append(response.status)
+            answered.add(local)
+        conn.close()
+
+    def all_read() -> bool:
+        with lock:
+            mine, done = set(sent), set(answered)
+        return len(mine) == 50 and read_by_server(port, mine, done)
 
     threads = [threading.Thread(target=one) for _ in range(50)]
     for t in threads:
         t.start()
-    time.sleep(0.3)  # all 50 sent; the model and the renderer are busy with them
+    # all 50 sent and read by the gateway: the model and the renderer are busy with them
+    deadline = time.monotonic() + 60
+    while not all_read():
+        assert time.monotonic() < deadline, f"{len(sent)} requests sent, not all read in 60s"
+        time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
     stopped = time.monotonic()
     for t in threads:

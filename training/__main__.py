@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     from training.train import train
 
     run_dir = args.run_dir or Path("runs") / cfg.profile
-    log(f"Perfil {cfg.profile}: {cfg.epochs} épocas, lote {cfg.batch_size}, datos {data.source}")
+    source = data.folder or data.source
+    log(f"Perfil {cfg.profile}: {cfg.epochs} épocas, lote {cfg.batch_size}, datos {source}")
     progress = ProgressFile(args.progress_file)
     driver: Any = None
     if cfg.time_budget_s:  # --no-publish: train to the budget, publish and prune nothing
