@@ -42,9 +42,9 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from tests.standin_harness import StandIn, publish_version, wait_for_version
-from tests.tfserving_standin import batching, json_tensor
-from tests.tfserving_standin.errors import Code, ServingError
+from tfserving_standin import batching, json_tensor
+from tfserving_standin.errors import Code, ServingError
+from tfserving_standin.harness import StandIn, publish_version, wait_for_version
 
 MODEL = "fashion_gan"
 LATENT = 100

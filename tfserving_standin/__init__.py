@@ -4,13 +4,13 @@ It implements the REST and gRPC contract of TF Serving 2.20/2.21 as tensorflow/s
 have it (each module names the files it follows).
 Run it like ``tensorflow_model_server``::
 
-    python -m tests.tfserving_standin --port=8500 --rest_api_port=8501 \\
+    python -m tfserving_standin --port=8500 --rest_api_port=8501 \\
         --model_name=fashion_gan --model_base_path=/abs/path/models/fashion_gan
-    python -m tests.tfserving_standin --port=0 --rest_api_port=8501 \\
+    python -m tfserving_standin --port=0 --rest_api_port=8501 \\
         --model_config_file=/abs/path/models.config --model_config_file_poll_wait_seconds=1
 
 It prints ``STANDIN READY rest=<port> grpc=<port>`` once serving; tests normally drive it through
-``tests.standin_harness.StandIn``.
+``tfserving_standin.harness.StandIn``.
 
 Modules, one job each:
 

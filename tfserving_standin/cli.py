@@ -63,7 +63,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="python -m tests.tfserving_standin",
+        prog="python -m tfserving_standin",
         allow_abbrev=False,  # TF flags are never abbreviated
         description="TensorFlow Serving stand-in for tests (REST + gRPC over real SavedModels).",
     )

@@ -1,6 +1,6 @@
 """Start-up and lifetime of the stand-in process (model_servers/main.cc + server.cc).
 
-Run it as ``python -m tests.tfserving_standin --port=8500 --rest_api_port=8501
+Run it as ``python -m tfserving_standin --port=8500 --rest_api_port=8501
 --model_name=fashion_gan --model_base_path=/abs/models/fashion_gan`` or with
 ``--model_config_file=/abs/models.config``. Like the real server it loads the configured models
 first and opens its ports only once every model's latest version is AVAILABLE or END (contract,
@@ -101,7 +101,7 @@ def _batch_scheduler(options: cli.Options) -> batching.SharedBatchScheduler | No
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: ``python -m tests.tfserving_standin --help`` lists the flags."""
+    """Entry point: ``python -m tfserving_standin --help`` lists the flags."""
     options = cli.parse_options(sys.argv[1:] if argv is None else argv)
     _configure_logging()
     _configure_tensorflow(options)
