@@ -42,7 +42,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from tfserving_standin import batching, json_tensor
+from tfserving_standin import batching, json_request, json_response, json_values
 from tfserving_standin.errors import Code, ServingError
 from tfserving_standin.harness import StandIn, publish_version, wait_for_version
 
@@ -1012,8 +1012,8 @@ def test_batching_parameters_file_is_read_and_checked(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------- JSON rules
-# In-process unit tests of the stand-in's json_tensor module (no server): dtype rules that the
-# project's float-only signature cannot reach over HTTP, and the float printing of WriteDecimal.
+# In-process unit tests of the stand-in's json_request / json_response modules (no server): dtype
+# rules that the project's float-only signature cannot reach over HTTP, and WriteDecimal's floats.
 
 
 @pytest.mark.parametrize(
@@ -1023,34 +1023,34 @@ def test_batching_parameters_file_is_read_and_checked(tmp_path: Path) -> None:
      (float(np.float32(0.1)), True, "0.1"), (float(np.float32(1 / 3)), True, "0.333333343")],
 )  # fmt: skip
 def test_float_printing(value: float, single: bool, text: str) -> None:
-    assert json_tensor.format_float(value, single=single) == text
+    assert json_values.format_float(value, single=single) == text
 
 
 def test_json_dtype_rules() -> None:
     ints = {"x": types_pb2.DT_INT32}
     with pytest.raises(ServingError) as info:
-        json_tensor.tensors_from_request({"instances": [1.0]}, "", ints)
+        json_request.tensors_from_request({"instances": [1.0]}, "", ints)
     assert info.value.code == Code.INVALID_ARGUMENT
     assert "is not of expected type: int32" in info.value.message
-    tensors, fmt = json_tensor.tensors_from_request({"instances": [1, 2]}, "", ints)
-    assert fmt is json_tensor.RequestFormat.ROW and tensors["x"].tolist() == [1, 2]
+    tensors, fmt = json_request.tensors_from_request({"instances": [1, 2]}, "", ints)
+    assert fmt is json_values.RequestFormat.ROW and tensors["x"].tolist() == [1, 2]
     strings = {"s": types_pb2.DT_STRING}
-    decoded, _ = json_tensor.tensors_from_request({"inputs": [{"b64": "aGk="}, "yo"]}, "", strings)
+    decoded, _ = json_request.tensors_from_request({"inputs": [{"b64": "aGk="}, "yo"]}, "", strings)
     assert decoded["s"].tolist() == [b"hi", b"yo"]
     with pytest.raises(ServingError):
-        json_tensor.tensors_from_request(
+        json_request.tensors_from_request(
             {"inputs": [{"b64": "aGk="}]}, "", {"f": types_pb2.DT_FLOAT}
         )
     with pytest.raises(ServingError) as lossy:
-        json_tensor.tensors_from_request({"inputs": [2**24 + 1]}, "", {"f": types_pb2.DT_FLOAT})
+        json_request.tensors_from_request({"inputs": [2**24 + 1]}, "", {"f": types_pb2.DT_FLOAT})
     assert "without loss of precision" in lossy.value.message
     two: dict[str, np.ndarray] = {
         "a": np.zeros((2, 1), np.float32),
         "b": np.array([1, 2], np.int64),
     }
-    assert json.loads(json_tensor.response_json(two, json_tensor.RequestFormat.ROW)) == {
+    assert json.loads(json_response.response_json(two, json_values.RequestFormat.ROW)) == {
         "predictions": [{"a": [0.0], "b": 1}, {"a": [0.0], "b": 2}]
     }
-    assert json.loads(json_tensor.response_json(two, json_tensor.RequestFormat.COLUMNAR)) == {
+    assert json.loads(json_response.response_json(two, json_values.RequestFormat.COLUMNAR)) == {
         "outputs": {"a": [[0.0], [0.0]], "b": [1, 2]}
     }

@@ -22,7 +22,8 @@ Modules, one job each:
 - ``warmup``: replaying ``assets.extra/tf_serving_warmup_requests``.
 - ``manager``: version table, polling, load/unload policy, labels, config reloads.
 - ``predict`` / ``status`` / ``metadata``: the APIs, protocol-independent (proto in, proto out).
-- ``tensor_proto`` / ``json_tensor``: tensors <-> TensorProto / REST JSON.
+- ``tensor_proto``: tensors <-> TensorProto; ``json_request`` / ``json_response`` (with
+  ``json_values``): REST JSON -> tensors -> JSON.
 - ``rest`` / ``grpc_service``: the two front ends.
 - ``faults``: STAND-IN ONLY latency / error injection (env ``STANDIN_*``), off by default.
 - ``server``: process start-up, READY line, lifetime.
