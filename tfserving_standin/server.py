@@ -21,10 +21,11 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from . import batching, cli, model_config
+from .aspired import ManagerSettings
 from .errors import Code, ServingError
 from .faults import Faults
 from .grpc_service import GrpcServer
-from .manager import ManagerSettings, ServableManager
+from .manager import ServableManager
 from .rest import RestApi, RestServer
 
 _log = logging.getLogger("tfserving_standin")
