@@ -937,7 +937,9 @@ def test_batching_queue_full_is_unavailable_at_once() -> None:
     release, running = threading.Event(), threading.Event()
 
     class Held:
-        def call_unbatched(self, signature: str, inputs: dict[str, np.ndarray]) -> Any:
+        def call_unbatched(
+            self, signature: str, inputs: dict[str, np.ndarray], timeout_s: float | None
+        ) -> Any:
             running.set()
             release.wait(30)
             return {"images": inputs["z"] * 2}

@@ -47,7 +47,8 @@ class ManagerSettings:
     enable_model_warmup: bool = True
     allow_version_labels_for_unavailable_models: bool = False
     batching: SharedBatchScheduler | None = None  # --enable_batching
-    on_run: Callable[[], None] | None = None  # stand-in only: fault injection (a slow model)
+    # stand-in only: fault injection (a slow model), given the run's timeout
+    on_run: Callable[[float | None], None] | None = None
 
 
 class AspiredVersions:
