@@ -291,6 +291,7 @@ class SharedBatchScheduler:
         """ProcessBatch: check the deadlines, concatenate, pad to an allowed size, run once
         with the latest deadline as the run's timeout, split back."""
         dequeued = time.monotonic()
+        _log.info("took a batch of %d rows off the queue", batch.size)
         live = [p.task.deadline for p in batch.pieces if p.task.deadline > dequeued]
         if not live:
             expired = ServingError(Code.RESOURCE_EXHAUSTED, QUEUE_TIMEOUT)
