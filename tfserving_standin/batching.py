@@ -49,7 +49,8 @@ from .config_protos import BATCHING_PARAMETERS, message_class
 from .errors import Code, ServingError
 
 _log = logging.getLogger("tfserving_standin.batching")
-# batching_session.cc: a task without RunOptions.timeout_in_ms gets INT_MAX microseconds.
+# batching_session.cc: a task without RunOptions.timeout_in_ms gets INT_MAX microseconds (a gRPC
+# call without a deadline has INT_MAX milliseconds in the real server; here it gets this too).
 NO_TIMEOUT_S = (2**31 - 1) / 1e6
 QUEUE_TIMEOUT = "Run() timeout exceeded while waiting in batching queue"
 

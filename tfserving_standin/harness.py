@@ -1,5 +1,5 @@
 """Start and stop the TensorFlow Serving stand-in (``python -m tfserving_standin``) and other
-child processes, for the tests and the benchmarks alike.
+child processes, for the tests and the benchmarks alike; nothing here imports TensorFlow.
 
 Typical use::
 
@@ -9,13 +9,11 @@ Typical use::
 
 ``StandIn`` picks two free loopback ports, runs ``python -m tfserving_standin`` with the real
 server's flags, waits for its ``STANDIN READY`` line (which, as with the real server, only comes
-once the configured models are AVAILABLE) and terminates it on exit. Everything a test does
-through ``rest_url`` / ``grpc_target`` works the same against a real TensorFlow Serving; only
+once its start-up loading is done) and terminates it on exit. Everything a test does through
+``rest_url`` / ``grpc_target`` works the same against a real TensorFlow Serving; only
 ``set_faults`` (and the ``STANDIN_*`` environment variables) are stand-in specific.
-
-``Children`` holds the other long-lived children of a benchmark run (gateways, control servers),
-each logging to a file; ``publish_version`` and ``wait_for_version`` publish a SavedModel and
-wait for a server to load it. Nothing here imports TensorFlow.
+``Children``: the other children of a benchmark run (gateways, control servers), each logging to
+a file. ``publish_version`` / ``wait_for_version``: publish a SavedModel, wait until it loads.
 """
 
 from __future__ import annotations
@@ -145,10 +143,8 @@ class StandIn:
         env: Mapping[str, str] | None = None,
         startup_timeout_s: float = 120.0,
         host: str = "127.0.0.1",
-        own_session: bool = False,
+        own_session: bool = False,  # a session of its own: a Ctrl-C reaches only the caller
     ) -> None:
-        """``own_session``: start it in a session of its own, so that a Ctrl-C reaches only the
-        caller, which then stops it (benchmarks); tests let a Ctrl-C reach it too."""
         if (config_file is None) == (base_path is None):
             raise ValueError("give either base_path (with model_name) or config_file")
         self._model_args: list[str]
