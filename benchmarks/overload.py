@@ -18,8 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.procs import Children, embedded_gateway_env, machine, start_gateway
+from benchmarks.procs import embedded_gateway_env, machine, start_gateway
 from benchmarks.traffic import OVERLOAD_MIX, Tally, drive, percentile, probe
+from tfserving_standin.harness import Children
 
 
 def main(argv: list[str] | None = None) -> int:

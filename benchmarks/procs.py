@@ -1,5 +1,7 @@
 """Child processes of a benchmark run: start on free loopback ports, wait for an HTTP answer,
-read their memory, and end every one of them (by its own id) however the run ends.
+read their memory, and end every one of them (by its own id) however the run ends. The process
+group itself (``Children``) and the TF Serving stand-in's harness are tfserving_standin.harness,
+shared with the tests.
 
 Used by benchmarks.serving; nothing here imports TensorFlow.
 """
@@ -8,14 +10,15 @@ from __future__ import annotations
 
 import http.client
 import os
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+
+from tfserving_standin.harness import Children as Children
+from tfserving_standin.harness import free_ports
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,9 +29,7 @@ class BenchError(RuntimeError):
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port that was free a moment ago on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1, host)[0]
 
 
 def child_env(overrides: dict[str, str], drop: Collection[str] = ()) -> dict[str, str]:
@@ -37,70 +38,6 @@ def child_env(overrides: dict[str, str], drop: Collection[str] = ()) -> dict[str
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     env.update(overrides)
     return env
-
-
-class Children:
-    """Every long-lived child this run started. A context manager: leaving it (normally, on an
-    exception or on Ctrl-C) terminates each child still running, then kills any that linger."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def spawn(
-        self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None
-    ) -> subprocess.Popen[bytes]:
-        """Start ``argv`` in the repo root (or ``cwd``), its output in ``<log_dir>/<name>.log``.
-        The child gets a session of its own, so a Ctrl-C reaches only this process, which then
-        stops it."""
-        with open(self.log_path(name), "wb") as log:
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd or REPO_ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.procs[name] = proc
-        return proc
-
-    def log_path(self, name: str) -> Path:
-        return self.log_dir / f"{name}.log"
-
-    def log_tail(self, name: str, chars: int = 3000) -> str:
-        try:
-            return self.log_path(name).read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def stop(self, name: str, grace_s: float = 10.0) -> None:
-        """SIGTERM the child ``name``, SIGKILL it after ``grace_s``; wait for it either way."""
-        proc = self.procs.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=grace_s)
-
-    def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.stop(name)
-
-    def __enter__(self) -> Children:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop_all()
 
 
 def http_status(host: str, port: int, path: str, timeout: float = 2.0) -> int | None:

@@ -21,7 +21,7 @@ Embedded gateway (the model on the gateway's own CPUs):
 The first four run in turn, ``--rounds`` times (each meets the machine's other work as much as
 the others do), and each is reported summed over its rounds.
 
-REST gateway in front of the TF Serving stand-in (tests/tfserving_standin, on the same CPUs):
+REST gateway in front of the TF Serving stand-in (tfserving_standin, on the same CPUs):
 
 - baseline: 40 clients asking 3x3 sheets;
 - slow upstream: every predict takes 5 s (within the gateway's 6 s deadline);
@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -54,7 +53,6 @@ from pathlib import Path
 
 from benchmarks.holders import hold, stalled_upload
 from benchmarks.procs import (
-    Children,
     child_env,
     embedded_gateway_env,
     free_port,
@@ -64,6 +62,7 @@ from benchmarks.procs import (
 )
 from benchmarks.reliability_report import Outcome, print_table
 from benchmarks.traffic import OVERLOAD_MIX, Kind, drive, probe
+from tfserving_standin.harness import Children, StandIn
 
 SMALL = [Kind("3x3", "GET", "/api/generar-diseno")]
 HOST = "127.0.0.1"
@@ -88,32 +87,17 @@ def gateway(
 
 
 @contextmanager
-def standin(children: Children, base: Path, faults: Path) -> Iterator[str]:
-    rest, grpc = free_port(HOST), free_port(HOST)
-    argv = [
-        sys.executable,
-        "-m",
-        "tests.tfserving_standin",
-        f"--port={grpc}",
-        f"--rest_api_port={rest}",
-        f"--host={HOST}",
-        "--model_name=fashion_gan",
-        f"--model_base_path={base}",
-    ]
-    env = child_env({"STANDIN_FAULTS_FILE": str(faults)})
-    started = time.perf_counter()
-    proc = children.spawn("standin", argv, env)
-    try:
-        wait_status(proc, HOST, rest, "/v1/models/fashion_gan", started, 240)
-        yield f"http://{HOST}:{rest}"
-    finally:
-        children.stop("standin")
-
-
-def set_delay(faults: Path, delay_ms: int) -> None:
-    tmp = faults.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"delay_ms": delay_ms}))
-    os.replace(tmp, faults)
+def standin(base: Path) -> Iterator[StandIn]:
+    """The TF Serving stand-in over ``base`` (the shared harness), stopped on leaving."""
+    with StandIn(
+        model_name="fashion_gan",
+        base_path=base,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3"},
+        startup_timeout_s=240,
+        host=HOST,
+        own_session=True,
+    ) as server:
+        yield server
 
 
 @contextmanager
@@ -206,16 +190,16 @@ async def embedded_runs(
     return list(runs.values())
 
 
-async def rest_runs(url: str, faults: Path, seconds: float) -> list[Outcome]:
+async def rest_runs(url: str, upstream: StandIn, seconds: float) -> list[Outcome]:
     await drive(url, SMALL, 8, 3.0, sources=4)
     runs = [await scenario("rest baseline", url, SMALL, 40, seconds, sources=4)]
-    set_delay(faults, 5000)
+    upstream.set_faults(delay_ms=5000)
     runs.append(await scenario("slow upstream", url, SMALL, 40, seconds, sources=5))
-    set_delay(faults, 0)
+    upstream.clear_faults()
     await asyncio.sleep(6)  # the slow calls still running end; each scenario starts healthy
-    set_delay(faults, 10000)
+    upstream.set_faults(delay_ms=10000)
     runs.append(await scenario("failing upstream", url, SMALL, 40, seconds, sources=6))
-    set_delay(faults, 0)
+    upstream.clear_faults()
     return runs
 
 
@@ -239,7 +223,6 @@ def main(argv: list[str] | None = None) -> int:
         Children(Path(tmp)) as children,
         control(children) as CONTROL,
     ):
-        faults = Path(tmp) / "faults.json"
         for label, source in [("now", None), ("before", args.before)]:
             if label == "before" and source is None:
                 continue
@@ -249,16 +232,16 @@ def main(argv: list[str] | None = None) -> int:
                     embedded_runs(url, pid, args.seconds, max_connections, args.rounds)
                 )
             if not args.skip_rest:
-                with standin(children, args.model_base_path.resolve(), faults) as upstream:
+                with standin(args.model_base_path.resolve()) as upstream:
                     rest_env = {
                         **env,
                         "GATEWAY_BACKEND": "rest",
-                        "TFSERVING_REST_URL": upstream,
+                        "TFSERVING_REST_URL": upstream.rest_url,
                         "GATEWAY_UPSTREAM_TIMEOUT_S": "6",
                     }
                     with gateway(children, f"rest-{label}", rest_env, source) as (url, _):
                         # long enough for a few of the slow upstream's 5 s calls
-                        runs += asyncio.run(rest_runs(url, faults, max(args.seconds, 15.0)))
+                        runs += asyncio.run(rest_runs(url, upstream, max(args.seconds, 15.0)))
             results[label] = runs
     print_table(results, m, args.seconds, args.rounds)
     return 0

@@ -12,7 +12,7 @@ Steps, one after another so that they never compete for the CPUs:
    dir), then call its SavedModel alone, at batch 9 and batched, without and with PNG rendering
    (benchmarks.model_only, in a child process: this one never imports TensorFlow);
 2. ``python -m gateway`` with each backend (rest and grpc against the TF Serving stand-in,
-   tests/tfserving_standin run as a command): time to /healthz and /readyz, then GET
+   tfserving_standin run as a command): time to /healthz and /readyz, then GET
    /api/generar-diseno at each concurrency (benchmarks.loadgen, its own process), then
    resident memory and whether TensorFlow is mapped into the gateway;
 3. the seed's path (benchmarks.seed_flask) with the same load.
@@ -37,7 +37,6 @@ from pathlib import Path
 from types import FrameType
 
 from benchmarks.procs import (
-    Children,
     machine,
 )
 from benchmarks.serving_report import (
@@ -48,6 +47,7 @@ from benchmarks.serving_report import (
     report,
 )
 from benchmarks.serving_steps import _step, gateway, model_only, seed, thin_gateways
+from tfserving_standin.harness import Children
 
 
 # --- main --------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.procs import Children, Machine
+from benchmarks.procs import Machine
+from tfserving_standin.harness import Children
 
 HOST = "127.0.0.1"
 MODEL_NAME = "fashion_gan"

@@ -34,6 +34,7 @@ from benchmarks.serving_report import (
     Server,
 )
 from gateway.settings import ENV as GATEWAY_ENV
+from tfserving_standin.harness import StandIn, StandInError
 
 
 # --- steps -------------------------------------------------------------------------------------
@@ -214,39 +215,29 @@ def _child_json(argv: list[str], timeout: float) -> dict[str, Any]:
 
 @contextmanager
 def standin(run: Run) -> Iterator[tuple[dict[str, str], int]]:
-    """The TF Serving stand-in (tests/tfserving_standin, run as a command) over the same base
+    """The TF Serving stand-in (tfserving_standin, started by its harness) over the same base
     path; yields the gateway's upstream settings and the stand-in's process id."""
-    rest, grpc = free_port(HOST), free_port(HOST)
-    argv = [
-        sys.executable,
-        "-m",
-        "tests.tfserving_standin",
-        f"--port={grpc}",
-        f"--rest_api_port={rest}",
-        f"--host={HOST}",
-        f"--model_name={MODEL_NAME}",
-        f"--model_base_path={run.args.model_base_path}",
-    ]
-    started = time.perf_counter()
-    proc = run.children.spawn("standin", argv, child_env({}))
-    try:
-        wait_status(proc, HOST, rest, f"/v1/models/{MODEL_NAME}", started, 180)
+    server = StandIn(
+        model_name=MODEL_NAME,
+        base_path=run.args.model_base_path,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3"},
+        startup_timeout_s=180,
+        host=HOST,
+        own_session=True,
+    )
+    with server:
+        assert server.process is not None
         yield (
-            {
-                "TFSERVING_REST_URL": f"http://{HOST}:{rest}",
-                "TFSERVING_GRPC_TARGET": f"{HOST}:{grpc}",
-            },
-            proc.pid,
+            {"TFSERVING_REST_URL": server.rest_url, "TFSERVING_GRPC_TARGET": server.grpc_target},
+            server.process.pid,
         )
-    finally:
-        run.children.stop("standin")
 
 
 def thin_gateways(run: Run, backends: list[str]) -> None:
     """The rest and grpc gateways, both against one stand-in (stopped afterwards)."""
     _step("TF Serving stand-in")
     run.notes.append(
-        "rest/grpc upstream: tests.tfserving_standin, a Python stand-in for TF Serving on the "
+        "rest/grpc upstream: tfserving_standin, a Python stand-in for TF Serving on the "
         "same CPUs (not the C++ tensorflow_model_server)"
     )
     try:
@@ -254,7 +245,7 @@ def thin_gateways(run: Run, backends: list[str]) -> None:
             for b in backends:
                 _step(f"gateway {b}")
                 gateway(run, b, upstream, pid)
-    except BenchError as exc:
+    except (BenchError, StandInError) as exc:
         for b in backends:
             run.servers.append(Server(f"gateway {b}", failure=f"stand-in failed: {exc}"))
         print(f"stand-in: {exc}", file=sys.stderr)

@@ -20,8 +20,8 @@ from starlette.applications import Starlette
 import serving_config
 from fashion_core.contract import MODEL_NAME
 from gateway.settings import Settings
-from tests.standin_harness import StandIn, wait_for_version
 from tests.tfserving_flags import Mounts, prepare_mounts, standin_flags
+from tfserving_standin.harness import StandIn, wait_for_version
 
 
 @contextmanager

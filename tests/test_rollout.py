@@ -30,8 +30,8 @@ from gateway.settings import Settings
 from tests.conftest import run_cli
 from tests.proxy import http_proxy
 from tests.servers import compose_standin, labels_config, serve
-from tests.standin_harness import StandIn, publish_version
 from tests.tfserving_flags import Mounts, prepare_mounts
+from tfserving_standin.harness import StandIn, publish_version
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 import serving_config
-from tests.tfserving_standin.config_protos import (
+from tfserving_standin.config_protos import (
     BATCHING_PARAMETERS,
     MONITORING_CONFIG,
     message_class,

@@ -28,8 +28,8 @@ from gateway.settings import Settings
 from tests.proxy import GrpcProxy, HttpProxy, grpc_proxy, http_proxy
 from tests.rawhttp import connect, get, read_answer
 from tests.servers import compose_standin, copy_versions, serve
-from tests.standin_harness import StandIn
 from tests.tfserving_flags import prepare_mounts
+from tfserving_standin.harness import StandIn
 
 MAX_BATCH = 72  # serving_config/batching.config (test_serving_config checks the gateway agrees)
 

@@ -19,6 +19,14 @@ Mirrors, in TensorFlow Serving 2.20 and the TensorFlow it builds with:
   and padded up to the smallest allowed batch size with copies of the last task's first row;
   the outputs are split back per task and the padding dropped. There is no retrier on this path
   (``BatchSchedulerRetrier`` is not used by the model server), so a full queue answers at once.
+- Deadlines, also batching_session.cc: a task (Run) waits for its batch with no deadline of its
+  own. Its deadline is its enqueue time plus RunOptions.timeout_in_ms, which is
+  --rest_api_timeout_in_ms for REST (http_rest_api_handler.cc) and the client's remaining
+  deadline for gRPC (prediction_service_impl.cc DeadlineToTimeoutMillis); no timeout counts as
+  INT_MAX microseconds. When a batch is taken off the queue and every one of its tasks is past
+  its deadline, they all fail with RESOURCE_EXHAUSTED "Run() timeout exceeded while waiting in
+  batching queue" (REST 429); otherwise the batch runs with the latest deadline as its timeout,
+  past which the run fails with DEADLINE_EXCEEDED (REST 504).
 
 Defaults of fields the file leaves out are TensorFlow's QueueOptions defaults.
 """
@@ -41,6 +49,10 @@ from .config_protos import BATCHING_PARAMETERS, message_class
 from .errors import Code, ServingError
 
 _log = logging.getLogger("tfserving_standin.batching")
+# batching_session.cc: a task without RunOptions.timeout_in_ms gets INT_MAX microseconds (a gRPC
+# call without a deadline has INT_MAX milliseconds in the real server; here it gets this too).
+NO_TIMEOUT_S = (2**31 - 1) / 1e6
+QUEUE_TIMEOUT = "Run() timeout exceeded while waiting in batching queue"
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,7 @@ class _Task:
 
     inputs: Mapping[str, np.ndarray]
     size: int
+    deadline: float  # monotonic: enqueue time + RunOptions.timeout_in_ms
     pieces: int = 0  # how many parts it was cut into
     results: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
     error: ServingError | None = None
@@ -223,16 +236,23 @@ class SharedBatchScheduler:
             threading.Thread(target=self._work, name=f"standin-batch-{i}", daemon=True).start()
 
     def run(
-        self, servable: Any, signature: str, inputs: Mapping[str, np.ndarray]
+        self,
+        servable: Any,
+        signature: str,
+        inputs: Mapping[str, np.ndarray],
+        timeout_s: float | None = None,
     ) -> dict[str, np.ndarray]:
-        """BatchingSession::Run: enqueue one task and wait for its outputs."""
+        """BatchingSession::Run: enqueue one task and wait for its outputs, however long that
+        takes; ``timeout_s`` (RunOptions.timeout_in_ms, None or <= 0: none) is checked when
+        its batch leaves the queue."""
         sizes = {int(v.shape[0]) if v.ndim else -1 for v in inputs.values()}
         if len(sizes) != 1 or -1 in sizes:
             raise ServingError(
                 Code.INVALID_ARGUMENT,
                 "Batching Run() input tensors must have equal 0th-dimension size",
             )
-        task = _Task(inputs, sizes.pop())
+        timeout = timeout_s if timeout_s is not None and timeout_s > 0 else NO_TIMEOUT_S
+        task = _Task(inputs, sizes.pop(), deadline=time.monotonic() + timeout)
         with self._cond:
             key = (servable, signature)
             queue = self._queues.get(key)
@@ -263,8 +283,23 @@ class SharedBatchScheduler:
             queue, batch = self._next()
             self._process(queue, batch)
 
+    def queued_rows(self) -> int:
+        """Rows waiting in every queue (not yet taken by a batch thread)."""
+        with self._cond:
+            return sum(b.size for q in self._queues.values() for b in q.batches)
+
     def _process(self, queue: _Queue, batch: _Batch) -> None:
-        """ProcessBatch: concatenate, pad to an allowed size, run once, split back."""
+        """ProcessBatch: check the deadlines, concatenate, pad to an allowed size, run once
+        with the latest deadline as the run's timeout, split back."""
+        dequeued = time.monotonic()
+        _log.info("took a batch of %d rows off the queue", batch.size)
+        live = [p.task.deadline for p in batch.pieces if p.task.deadline > dequeued]
+        if not live:
+            expired = ServingError(Code.RESOURCE_EXHAUSTED, QUEUE_TIMEOUT)
+            for piece in batch.pieces:
+                piece.task.deliver(piece.index, None, expired)
+            _log.info("a batch of %d rows timed out in the queue", batch.size)
+            return
         padded = round_to_allowed(batch.size, self.options.allowed_batch_sizes)
         parts = [piece.inputs() for piece in batch.pieces]
         inputs = {}
@@ -274,7 +309,7 @@ class SharedBatchScheduler:
                 tensors += [tensors[-1][:1]] * (padded - batch.size)
             inputs[name] = np.concatenate(tensors)
         try:
-            outputs = queue.servable.call_unbatched(queue.signature, inputs)
+            outputs = queue.servable.call_unbatched(queue.signature, inputs, max(live) - dequeued)
         except ServingError as exc:
             for piece in batch.pieces:
                 piece.task.deliver(piece.index, None, exc)

@@ -1,11 +1,12 @@
 """Start-up and lifetime of the stand-in process (model_servers/main.cc + server.cc).
 
-Run it as ``python -m tests.tfserving_standin --port=8500 --rest_api_port=8501
+Run it as ``python -m tfserving_standin --port=8500 --rest_api_port=8501
 --model_name=fashion_gan --model_base_path=/abs/models/fashion_gan`` or with
-``--model_config_file=/abs/models.config``. Like the real server it loads the configured models
-first and opens its ports only once every model's latest version is AVAILABLE or END (contract,
-"Failure behaviour"); then it prints one line ``STANDIN READY rest=<port> grpc=<port>`` on stdout
-(``rest=0`` when REST is off). A start-up failure prints ``Failed to start server. Error: ...`` on
+``--model_config_file=/abs/models.config``. Like the real server it refuses ``--port=0``
+without ``--grpc_socket_path``, loads the configured models first and opens its ports only once
+start-up loading is done (manager.py; contract, "Failure behaviour"); then it prints one line
+``STANDIN READY rest=<port> grpc=<port>`` on stdout (``rest=0`` when REST is off, ``grpc=0``
+with a UNIX socket only). A start-up failure prints ``Failed to start server. Error: ...`` on
 stdout and exits 255, as the real server does. SIGTERM kills the process without draining
 requests, again as in the real server.
 """
@@ -21,10 +22,11 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from . import batching, cli, model_config
+from .aspired import ManagerSettings
 from .errors import Code, ServingError
 from .faults import Faults
 from .grpc_service import GrpcServer
-from .manager import ManagerSettings, ServableManager
+from .manager import ServableManager
 from .rest import RestApi, RestServer
 
 _log = logging.getLogger("tfserving_standin")
@@ -100,12 +102,23 @@ def _batch_scheduler(options: cli.Options) -> batching.SharedBatchScheduler | No
     return batching.SharedBatchScheduler(params)
 
 
+def _check_ports(options: cli.Options) -> None:
+    """server.cc BuildAndStart, its first check: gRPC needs a port or a UNIX socket."""
+    if options.port == 0 and not options.grpc_socket_path:
+        raise ServingError(
+            Code.INVALID_ARGUMENT,
+            "At least one of server_options.grpc_port or server_options.grpc_socket_path "
+            "must be set.",
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: ``python -m tests.tfserving_standin --help`` lists the flags."""
+    """Entry point: ``python -m tfserving_standin --help`` lists the flags."""
     options = cli.parse_options(sys.argv[1:] if argv is None else argv)
     _configure_logging()
     _configure_tensorflow(options)
     try:
+        _check_ports(options)
         scheduler = _batch_scheduler(options)
     except ServingError as exc:
         print(f"Failed to start server. Error: {exc}", flush=True)
@@ -135,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=options.port,
             tensor_content=options.enable_serialization_as_tensor_content,
             max_workers=options.grpc_max_threads or 32,
+            socket_path=options.grpc_socket_path,
         )
         rest_server = None
         if options.rest_api_port > 0:
@@ -160,7 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             daemon=True,
         ).start()
     rest_port = rest_server.port if rest_server is not None else 0
-    _log.info("Running gRPC ModelServer at %s:%d", options.host, grpc_server.port)
+    if grpc_server.port:
+        _log.info("Running gRPC ModelServer at %s:%d", options.host, grpc_server.port)
+    if options.grpc_socket_path:
+        _log.info("Running gRPC ModelServer at UNIX socket %s", options.grpc_socket_path)
     if rest_server is not None:
         _log.info("Exporting HTTP/REST API at %s:%d", options.host, rest_port)
     print(f"STANDIN READY rest={rest_port} grpc={grpc_server.port}", flush=True)

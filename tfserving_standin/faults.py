@@ -27,7 +27,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import Code, ServingError, code_from_name
+from .errors import TIMED_OUT, Code, ServingError, code_from_name
 
 ENV_DELAY_MS = "STANDIN_PREDICT_DELAY_MS"
 ENV_ERROR = "STANDIN_PREDICT_ERROR"
@@ -119,12 +119,19 @@ class Faults:
         if fail and spec.error_code is not None:
             raise ServingError(spec.error_code, spec.error_message)
 
-    def delay(self) -> None:
+    def delay(self, timeout_s: float | None = None) -> None:
         """Sleep the injected delay where the model runs (once per executed batch when
-        batching is on, so a slow model also fills the batch queue as a real one would)."""
+        batching is on, so a slow model also fills the batch queue as a real one would).
+
+        With ``timeout_s`` (the session run's timeout) the sleep ends there with
+        DEADLINE_EXCEEDED, as TensorFlow cancels a run at its next op past the timeout."""
         with self._lock:
             if self._file:
                 self._refresh_from_file()
             delay_ms = self._active.delay_ms
-        if delay_ms > 0:
-            time.sleep(delay_ms / 1000.0)
+        if delay_ms <= 0:
+            return
+        if timeout_s is not None and timeout_s < delay_ms / 1000.0:
+            time.sleep(max(timeout_s, 0.0))
+            raise ServingError(Code.DEADLINE_EXCEEDED, TIMED_OUT)
+        time.sleep(delay_ms / 1000.0)

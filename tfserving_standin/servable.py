@@ -9,6 +9,7 @@ threads at once, so no lock is needed around model calls.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ import tensorflow as tf
 from google.protobuf import message, text_format
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
-from .errors import Code, ServingError
+from .errors import TIMED_OUT, Code, ServingError
 
 if TYPE_CHECKING:
     from .batching import SharedBatchScheduler
@@ -83,7 +84,7 @@ class LoadedServable:
         meta_graph: meta_graph_pb2.MetaGraphDef,
         loaded: Any,
         batching: SharedBatchScheduler | None = None,
-        on_run: Callable[[], None] | None = None,
+        on_run: Callable[[float | None], None] | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -104,7 +105,7 @@ class LoadedServable:
         version: int,
         path: str,
         batching: SharedBatchScheduler | None = None,
-        on_run: Callable[[], None] | None = None,
+        on_run: Callable[[float | None], None] | None = None,
     ) -> LoadedServable:
         """Load ``path``; raises ServingError with the code a failed load reports. With
         ``batching``, every call goes through the shared batch scheduler (as the real server
@@ -122,18 +123,36 @@ class LoadedServable:
         """Whether ``signature_name`` can be executed (``__saved_model_init_op`` cannot)."""
         return signature_name in self._functions
 
-    def call(self, signature_name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one signature on already validated inputs; returns every output alias."""
+    @property
+    def batched(self) -> bool:
+        """Whether runs go through the batch scheduler (--enable_batching)."""
+        return self._batching is not None
+
+    def call(
+        self,
+        signature_name: str,
+        inputs: Mapping[str, np.ndarray],
+        timeout_s: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Run one signature on already validated inputs; returns every output alias.
+
+        ``timeout_s`` is RunOptions.timeout_in_ms: with batching it is the task's deadline in
+        the queue (batching_session.cc); without, the caller enforces it (predict._run)."""
         if self._batching is None or signature_name not in self._functions:
             return self.call_unbatched(signature_name, inputs)
-        return self._batching.run(self, signature_name, inputs)
+        return self._batching.run(self, signature_name, inputs, timeout_s)
 
     def call_unbatched(
-        self, signature_name: str, inputs: Mapping[str, np.ndarray]
+        self,
+        signature_name: str,
+        inputs: Mapping[str, np.ndarray],
+        timeout_s: float | None = None,
     ) -> dict[str, np.ndarray]:
-        """One model run of exactly these rows."""
+        """One model run of exactly these rows; past ``timeout_s`` it fails with
+        DEADLINE_EXCEEDED, as a session run with RunOptions.timeout_in_ms does."""
+        started = time.monotonic()
         if self._on_run is not None:
-            self._on_run()
+            self._on_run(timeout_s)
         function = self._functions.get(signature_name)
         if function is None:
             raise ServingError(
@@ -144,6 +163,9 @@ class LoadedServable:
             outputs = function(
                 **{alias: tf.convert_to_tensor(arr) for alias, arr in inputs.items()}
             )
-            return {alias: tensor.numpy() for alias, tensor in outputs.items()}
+            result = {alias: tensor.numpy() for alias, tensor in outputs.items()}
         except Exception as exc:
             raise error_from_exception(exc) from exc
+        if timeout_s is not None and time.monotonic() - started > timeout_s:
+            raise ServingError(Code.DEADLINE_EXCEEDED, TIMED_OUT)
+        return result

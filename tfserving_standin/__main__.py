@@ -1,6 +1,6 @@
-"""``python -m tests.tfserving_standin [flags]``: run the TensorFlow Serving stand-in.
+"""``python -m tfserving_standin [flags]``: run the TensorFlow Serving stand-in.
 
-See tests/tfserving_standin/server.py for the start-up protocol and cli.py for the flags.
+See tfserving_standin/server.py for the start-up protocol and cli.py for the flags.
 """
 
 import os

@@ -18,7 +18,9 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-PROTO_ROOT = Path(__file__).resolve().parents[2] / "serving_config" / "protos"
+import serving_config
+
+PROTO_ROOT = Path(serving_config.__file__).resolve().parent / "protos"
 PROTO_FILES = (
     "tensorflow_serving/config/monitoring_config.proto",
     "tensorflow_serving/servables/tensorflow/batching_parameters.proto",

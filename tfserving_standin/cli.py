@@ -22,6 +22,7 @@ class Options:
     """Parsed flags; field names are the flag names."""
 
     port: int = 8500
+    grpc_socket_path: str = ""
     rest_api_port: int = 0
     host: str = "127.0.0.1"
     model_name: str = "default"
@@ -63,13 +64,13 @@ class _Parser(argparse.ArgumentParser):
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="python -m tests.tfserving_standin",
+        prog="python -m tfserving_standin",
         allow_abbrev=False,  # TF flags are never abbreviated
         description="TensorFlow Serving stand-in for tests (REST + gRPC over real SavedModels).",
     )
     d = Options()
     ints: list[tuple[str, int, str]] = [
-        ("port", d.port, "gRPC port; 0 = any free port (stand-in only: real: gRPC off)"),
+        ("port", d.port, "gRPC port; 0 = no TCP port (then --grpc_socket_path is required)"),
         ("rest_api_port", d.rest_api_port, "REST port; 0 = REST off (as in the real server)"),
         ("model_config_file_poll_wait_seconds", d.model_config_file_poll_wait_seconds,
          "re-read --model_config_file every N s; 0 = read once"),
@@ -88,6 +89,7 @@ def _build_parser() -> argparse.ArgumentParser:
         parser.add_argument(f"--{name}", type=int, default=default, help=help_text)
     strings: list[tuple[str, str, str]] = [
         ("host", d.host, "stand-in only: address both servers bind (real: 0.0.0.0)"),
+        ("grpc_socket_path", d.grpc_socket_path, "also serve gRPC on this UNIX socket"),
         ("model_name", d.model_name, "model name when --model_config_file is not given"),
         ("model_base_path", d.model_base_path, "absolute base path of the model's version dirs"),
         ("model_config_file", d.model_config_file, "text ModelServerConfig (model_config_list)"),

@@ -33,6 +33,10 @@ class Code(enum.IntEnum):
     UNAUTHENTICATED = 16
 
 
+# DirectSession's message when a run passes RunOptions.timeout_in_ms (DEADLINE_EXCEEDED).
+TIMED_OUT = "Timed out waiting for notification"
+
+
 class ServingError(Exception):
     """A non-OK status: a TF error code plus the message clients will see."""
 

@@ -27,7 +27,7 @@ from tensorflow_serving.apis import (
     predict_pb2,
 )
 
-from . import json_tensor, metadata, predict, status, tensor_proto
+from . import json_request, json_response, metadata, predict, status, tensor_proto
 from .errors import Code, ServingError, http_status
 from .faults import Faults
 from .manager import ServableManager
@@ -199,8 +199,8 @@ class RestApi:
 
     def _predict(self, route: _Route, body: bytes) -> str:
         # Contract: the JSON is parsed before the model is looked up.
-        doc = json_tensor.parse_json(body)
-        signature = json_tensor.signature_name(doc)
+        doc = json_request.parse_json(body)
+        signature = json_request.signature_name(doc)
         spec = _model_spec(route)
         spec.signature_name = signature
         servable = self._manager.resolve(spec)
@@ -212,7 +212,7 @@ class RestApi:
                 f'Serving signature name: "{signature_name}" not found in signature def',
             )
         dtypes = {alias: int(info.dtype) for alias, info in signature_def.inputs.items()}
-        arrays, request_format = json_tensor.tensors_from_request(doc, signature, dtypes)
+        arrays, request_format = json_request.tensors_from_request(doc, signature, dtypes)
         request = predict_pb2.PredictRequest(model_spec=spec)
         for alias, array in arrays.items():
             request.inputs[alias].CopyFrom(tensor_proto.from_ndarray(array, as_content=True))
@@ -225,7 +225,7 @@ class RestApi:
             before_run=self._faults.check_error,
         )
         outputs = {alias: tensor_proto.to_ndarray(t) for alias, t in response.outputs.items()}
-        return json_tensor.response_json(outputs, request_format)
+        return json_response.response_json(outputs, request_format)
 
 
 def _error_body(message: str) -> bytes:

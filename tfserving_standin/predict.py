@@ -15,7 +15,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import model_pb2, predict_pb2
 
 from . import tensor_proto
-from .errors import Code, ServingError
+from .errors import TIMED_OUT, Code, ServingError
 from .servable import LoadedServable
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -27,7 +27,7 @@ _PREDICT_METHODS = (
 
 # Model calls that carry a deadline run here so the caller can give up on time (REST answers 504
 # after --rest_api_timeout_in_ms) while the call itself finishes in the background, as a real
-# session run would.
+# session run would. With batching the batch thread applies the deadline instead.
 _executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="standin-model")
 
 
@@ -105,6 +105,13 @@ def _run(
             before_run()
         return servable.call(signature_name, arrays)
 
+    if servable.batched:
+        # batching_session.cc Run: the task waits for its batch with no deadline of its own;
+        # the batch thread applies the timeout (RESOURCE_EXHAUSTED in the queue, else the
+        # session run's DEADLINE_EXCEEDED).
+        if before_run is not None:
+            before_run()
+        return servable.call(signature_name, arrays, timeout_s)
     if timeout_s is None:
         return task()
     if timeout_s <= 0:
@@ -113,8 +120,7 @@ def _run(
     try:
         return future.result(timeout=timeout_s)
     except TimeoutError:
-        # DirectSession's message when RunOptions.timeout_in_ms expires.
-        raise ServingError(Code.DEADLINE_EXCEEDED, "Timed out waiting for notification") from None
+        raise ServingError(Code.DEADLINE_EXCEEDED, TIMED_OUT) from None
 
 
 def predict_with_servable(

@@ -131,7 +131,8 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):  # type: ignor
 
 
 class GrpcServer:
-    """A grpcio server with both services on ``host:port`` (port 0: any free port)."""
+    """A grpcio server with both services on ``host:port`` (port 0: none) and/or the UNIX
+    socket ``socket_path`` (server.cc BuildAndStart: one of the two is required)."""
 
     def __init__(
         self,
@@ -142,6 +143,7 @@ class GrpcServer:
         port: int,
         tensor_content: bool,
         max_workers: int,
+        socket_path: str = "",
     ) -> None:
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="standin-grpc"),
@@ -159,11 +161,15 @@ class GrpcServer:
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(
             ModelServicer(manager), self._server
         )
-        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        bound = self._server.add_insecure_port(address)
-        if not bound:
-            raise OSError(f"could not bind gRPC port {address}")
-        self.port: int = int(bound)
+        self.port = 0
+        if port != 0:
+            address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            bound = self._server.add_insecure_port(address)
+            if not bound:
+                raise OSError(f"could not bind gRPC port {address}")
+            self.port = int(bound)
+        if socket_path and not self._server.add_insecure_port(f"unix:{socket_path}"):
+            raise OSError(f"could not bind gRPC UNIX socket {socket_path}")
 
     def start(self) -> None:
         """Start serving."""

@@ -1,4 +1,5 @@
-"""Start and stop the TensorFlow Serving stand-in (``tests.tfserving_standin``) from tests.
+"""Start and stop the TensorFlow Serving stand-in (``python -m tfserving_standin``) and other
+child processes, for the tests and the benchmarks alike; nothing here imports TensorFlow.
 
 Typical use::
 
@@ -6,11 +7,13 @@ Typical use::
         requests.get(f"{server.rest_url}/v1/models/fashion_gan", timeout=5)
         grpc.insecure_channel(server.grpc_target)
 
-``StandIn`` picks two free loopback ports, runs ``python -m tests.tfserving_standin`` with the real
+``StandIn`` picks two free loopback ports, runs ``python -m tfserving_standin`` with the real
 server's flags, waits for its ``STANDIN READY`` line (which, as with the real server, only comes
-once the configured models are AVAILABLE) and terminates it on exit. Everything a test does
-through ``rest_url`` / ``grpc_target`` works the same against a real TensorFlow Serving; only
+once its start-up loading is done) and terminates it on exit. Everything a test does through
+``rest_url`` / ``grpc_target`` works the same against a real TensorFlow Serving; only
 ``set_faults`` (and the ``STANDIN_*`` environment variables) are stand-in specific.
+``Children``: the other children of a benchmark run (gateways, control servers), each logging to
+a file. ``publish_version`` / ``wait_for_version``: publish a SavedModel, wait until it loads.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -58,6 +60,76 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
             sock.close()
 
 
+def stop_process(process: subprocess.Popen[Any], grace_s: float = 10.0) -> int:
+    """SIGTERM ``process``, SIGKILL it after ``grace_s``; wait for it either way. Its exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=grace_s)
+    return process.returncode
+
+
+class Children:
+    """Long-lived children of a run, each logging to ``<log_dir>/<name>.log``. A context manager:
+    leaving it (normally, on an exception or on Ctrl-C) stops each child still running."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def spawn(
+        self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in the repo root (or ``cwd``), its output in ``<log_dir>/<name>.log``.
+        The child gets a session of its own, so a Ctrl-C reaches only this process, which then
+        stops it."""
+        with open(self.log_path(name), "wb") as log:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd or REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.procs[name] = proc
+        return proc
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def log_tail(self, name: str, chars: int = 3000) -> str:
+        try:
+            return self.log_path(name).read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self, name: str, grace_s: float = 10.0) -> None:
+        """Stop the child ``name`` (stop_process) and forget it."""
+        proc = self.procs.pop(name, None)
+        if proc is not None:
+            stop_process(proc, grace_s)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+    def __enter__(self) -> Children:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop_all()
+
+
 class StandIn:
     """One stand-in server process. Use as a context manager, or call start()/stop()."""
 
@@ -71,6 +143,7 @@ class StandIn:
         env: Mapping[str, str] | None = None,
         startup_timeout_s: float = 120.0,
         host: str = "127.0.0.1",
+        own_session: bool = False,  # a session of its own: a Ctrl-C reaches only the caller
     ) -> None:
         if (config_file is None) == (base_path is None):
             raise ValueError("give either base_path (with model_name) or config_file")
@@ -87,6 +160,7 @@ class StandIn:
         self._env = dict(env or {})
         self._startup_timeout_s = startup_timeout_s
         self.host = host
+        self._own_session = own_session
         self.rest_port, self.grpc_port = free_ports(2, host)
         self.process: subprocess.Popen[str] | None = None
         self._workdir = Path(tempfile.mkdtemp(prefix="standin-"))
@@ -104,7 +178,7 @@ class StandIn:
         return [
             sys.executable,
             "-m",
-            "tests.tfserving_standin",
+            "tfserving_standin",
             f"--port={self.grpc_port}",
             f"--rest_api_port={self.rest_port}",
             f"--host={self.host}",
@@ -130,6 +204,7 @@ class StandIn:
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,
+                start_new_session=self._own_session,
             )
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)
         self._reader.start()
@@ -186,13 +261,7 @@ class StandIn:
         process = self.process
         if process is None:
             return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_process(process)
         self._reader_join()
         if process.stdout is not None:
             process.stdout.close()
