@@ -29,6 +29,7 @@ RUN python requirements_from_pyproject.py pyproject.toml \
     && pip install -c lock.txt --no-deps -r no-deps.txt
 # only what the gateway imports (tests/test_deploy_files.py checks it against the imports)
 COPY fashion_core/ fashion_core/
+COPY fashion_gan/ fashion_gan/
 COPY gateway/ gateway/
 RUN pip install --no-deps . \
     && python -c "import gateway, starlette, uvicorn, requests, grpc, PIL, numpy, prometheus_client" \
@@ -38,6 +39,7 @@ FROM builder-base AS builder-full
 RUN python requirements_from_pyproject.py pyproject.toml > runtime.txt \
     && pip install -c lock.txt -r runtime.txt
 COPY fashion_core/ fashion_core/
+COPY fashion_gan/ fashion_gan/
 COPY gateway/ gateway/
 RUN pip install --no-deps . && python -c "import gateway"
 

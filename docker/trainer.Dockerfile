@@ -24,6 +24,7 @@ RUN python requirements_from_pyproject.py pyproject.toml --exclude tensorflow > 
 COPY fashion_core/ fashion_core/
 COPY evaluation/ evaluation/
 COPY export/ export/
+COPY fashion_gan/ fashion_gan/
 COPY training/ training/
 RUN pip install --no-deps . && python -c "import training, evaluation, export"
 

@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "evaluation": {"fashion_core"},
     "fashion_gan": {"fashion_core"},
     "serving_config": {"fashion_core"},
-    "tfserving_standin": {"fashion_core"},
+    "tfserving_standin": {"fashion_core", "serving_config"},
     "export": {"fashion_core", "evaluation", "fashion_gan", "serving_config"},
     "training": {"fashion_core", "evaluation", "export", "fashion_gan", "serving_config"},
     "gateway": {"fashion_core", "fashion_gan"},
