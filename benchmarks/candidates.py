@@ -32,6 +32,16 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "r1lr4": ("seed", [*PREVIOUS_QUICK, *R1, *LR4]),
     "r1lr8": ("seed", [*PREVIOUS_QUICK, *R1, "gen_lr=8e-4", "disc_lr=8e-4"]),
     "r1lr4b0": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, "beta_1=0.0", "beta_2=0.99"]),
+    # a cosine decay of both rates to a tenth by the 5-minute mark (18,750 steps of 16)
+    "r1lr4cos": (
+        "seed",
+        [*PREVIOUS_QUICK, *R1, *LR4, "lr_decay=cosine", "lr_decay_steps=18750", "lr_floor=0.1"],
+    ),
+    # a batch that grows: 16 for 3 epochs of 30,000 images, 32 for 3, then 64
+    "r1lr4grow": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, "batch_growth=32@3,64@6"]),
+    # (the speeds of its phases: benchmarks.training --recipe r1lr4 r1lr4b32 r1lr4b64)
+    "r1lr4b32": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, "batch_size=32"]),
+    "r1lr4b64": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, "batch_size=64"]),
     "r1lr4diffaug": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, "augment=translation"]),
     # the widths of the networks
     "r1lr4w0375": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, "width=0.375"]),

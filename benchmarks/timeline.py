@@ -55,9 +55,9 @@ def train_cmd(args: argparse.Namespace) -> int:
     if not (args.resume and (out / RECIPE).is_file()):
         (out / RECIPE).write_text(json.dumps(recipe, indent=2))
     images = len(data.x_train[: cfg.train_samples]) if cfg.train_samples else len(data.x_train)
-    steps_per_epoch = min(cfg.epoch_images or images, images) // cfg.batch_size
+    per_epoch = min(cfg.epoch_images or images, images)
     wanted = set(range(args.every, args.until + 1, args.every))
-    wanted |= {int(e) * steps_per_epoch for e in args.epochs.split(",") if e}
+    wanted |= {cfg.steps_before(int(e), per_epoch) for e in args.epochs.split(",") if e}
     # --resume: go on from the run's last finished epoch, keeping the snapshots taken so far
     # and continuing their clocks
     earlier = read_index(out) if args.resume else []
@@ -82,8 +82,8 @@ def train_cmd(args: argparse.Namespace) -> int:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         line = {
             "step": step,
-            "images": step * cfg.batch_size,
-            "epochs": round(step / steps_per_epoch, 4),
+            "images": cfg.images_at_step(step, per_epoch),
+            "epochs": round(cfg.images_at_step(step, per_epoch) / per_epoch, 4),
             "train_s": round(offset_s + t0 - clock["start"] - paused, 2),
             # CPU seconds of the process: unlike train_s, hardly moved by other work
             "cpu_s": round(offset_cpu + usage.ru_utime + usage.ru_stime, 2),
@@ -96,7 +96,10 @@ def train_cmd(args: argparse.Namespace) -> int:
     clock["start"] = time.perf_counter()
     last = max(wanted) if wanted else 0
     # as many epochs as the last snapshot needs, whatever the profile's own length
-    cfg = dataclasses.replace(cfg, epochs=max(1, -(-last // steps_per_epoch)))
+    epochs = 1
+    while cfg.steps_before(epochs, per_epoch) < last:
+        epochs += 1
+    cfg = dataclasses.replace(cfg, epochs=epochs)
     state_file = out / "run" / "state.json"
     if args.resume and state_file.is_file():
         # the run's config differs from this one only in its number of epochs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -97,3 +98,29 @@ def test_mixed_precision_computes_in_bfloat16_and_exports_float32() -> None:
     a = np.asarray(out(z, training=False))
     b = np.asarray(parts.generator(z, training=False)).astype(np.float32)
     assert np.abs(a - b).max() < 0.1  # the same weights; only the arithmetic's precision differs
+
+
+def test_a_batch_that_grows(tmp_path: Path) -> None:
+    """batch_growth: each epoch trains with its own batch (a step compiled per size), the
+    optimizers' state carries on, and steps and images are counted across the change."""
+    from fashion_core.dataset import FashionMNIST
+    from training.config import ConfigError, make_config
+    from training.train import train
+
+    cfg = make_config(
+        "smoke",
+        ["epochs=3", "train_samples=64", "batch_size=8", "batch_growth=16@1,32@2", "width=0.25"],
+    )
+    assert [cfg.batch_at(e) for e in range(4)] == [8, 16, 32, 32]
+    assert cfg.steps_before(3, 64) == 8 + 4 + 2
+    assert [cfg.images_at_step(s, 64) for s in (8, 9, 12, 13, 14)] == [64, 80, 128, 160, 192]
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (64, 28, 28), dtype=np.uint8)
+    labels = np.zeros(64, dtype=np.uint8)
+    data = FashionMNIST(pixels, labels, pixels[:8], labels[:8], "test", "none")
+    steps: list[int] = []
+    result = train(cfg, data, tmp_path / "run", log=lambda _: None, verbose=0,
+                   on_chunk=lambda step, shown: steps.append(step))  # fmt: skip
+    assert steps[-1] == 14 and result.state["completed_epochs"] == 3
+    with pytest.raises(ConfigError, match="batch@epoch"):
+        make_config("smoke", ["batch_growth=32 at 4"])

@@ -25,6 +25,9 @@ class TrainConfig:
     profile: str
     epochs: int
     batch_size: int = 64
+    # a batch that grows: "32@4,64@8" trains epochs 4-7 with batches of 32 and epochs from 8
+    # on with 64 (epochs before the first mark use batch_size); "" = batch_size throughout
+    batch_growth: str = ""
     gen_lr: float = 1e-4
     disc_lr: float = 1e-4
     beta_1: float = 0.9  # Keras' Adam defaults, as in the seed
@@ -94,6 +97,37 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def growth(self) -> list[tuple[int, int]]:
+        """(first epoch, batch) of each phase of ``batch_growth``, in order of epoch."""
+        marks = []
+        for item in filter(None, (p.strip() for p in self.batch_growth.split(","))):
+            batch, sep, epoch = item.partition("@")
+            if not sep or not batch.isdigit() or not epoch.isdigit():
+                raise ConfigError(
+                    f"batch_growth must be batch@epoch pairs like 32@4,64@8, got {item!r}."
+                )
+            marks.append((int(epoch), int(batch)))
+        return sorted(marks)
+
+    def batch_at(self, epoch: int) -> int:
+        """The batch size of epoch ``epoch`` (0-based)."""
+        batch = self.batch_size
+        for first, size in self.growth():
+            if epoch >= first:
+                batch = size
+        return batch
+
+    def steps_before(self, epoch: int, images_per_epoch: int) -> int:
+        """Optimizer steps of epochs 0 .. epoch-1 (each drops its last short batch)."""
+        return sum(images_per_epoch // self.batch_at(e) for e in range(epoch))
+
+    def images_at_step(self, step: int, images_per_epoch: int) -> int:
+        """Images seen after ``step`` optimizer steps, the batch growing as the run does."""
+        images, epoch = 0, 0
+        while step > (steps := images_per_epoch // self.batch_at(epoch)):
+            images, step, epoch = images + steps * self.batch_at(epoch), step - steps, epoch + 1
+        return images + step * self.batch_at(epoch)
 
     @property
     def exports_ema(self) -> bool:
@@ -227,7 +261,8 @@ def _check(cfg: TrainConfig) -> None:
         raise ConfigError(f"keep_versions must be at least 1, got {cfg.keep_versions}.")
     if cfg.r1_gamma < 0 or cfg.r1_every < 1 or not 0 <= cfg.d_dropout < 1:
         raise ConfigError("r1_gamma must be >= 0, r1_every >= 1 and d_dropout in [0, 1).")
-    if cfg.batch_size % cfg.devices:
-        raise ConfigError(
-            f"batch_size ({cfg.batch_size}) must be a multiple of devices ({cfg.devices})."
-        )
+    for batch in (cfg.batch_size, *(size for _, size in cfg.growth())):
+        if batch < 1 or batch % cfg.devices:
+            raise ConfigError(
+                f"batch sizes ({batch}) must be positive multiples of devices ({cfg.devices})."
+            )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -64,9 +64,11 @@ def _epoch(
     bar: keras.utils.Progbar | None,
     progress: ProgressFile,
     on_chunk: Callable[[int], None] | None = None,
+    first_step: int = 0,
 ) -> tuple[float, float, float]:
     """One epoch through the runner; returns (seconds, mean gen loss, mean disc loss).
-    ``on_chunk(steps done in the run)`` is called after every compiled call."""
+    ``on_chunk(steps done in the run)`` is called after every compiled call; the run's earlier
+    epochs took ``first_step`` steps."""
     started = time.perf_counter()
     done, g_sum, d_sum = 0, 0.0, 0.0
     for real, noise in prefetched(feed.chunks(epoch)):
@@ -74,7 +76,7 @@ def _epoch(
         k = len(real)
         done, g_sum, d_sum = done + k, g_sum + g * k, d_sum + d * k
         if on_chunk is not None:
-            on_chunk(epoch * feed.steps + done)
+            on_chunk(first_step + done)
         if bar is not None:
             bar.update(done, values=[("gen_loss", g), ("disc_loss", d)])
         seconds = time.perf_counter() - started
@@ -131,11 +133,14 @@ def train(
         else:
             log(f"Reanudando desde la época {initial}/{cfg.epochs} ({run_dir}).")
     state.update(placement.describe(), resumed_from_epoch=initial)
-    runner = placement.runner(parts, cfg)
+    # a batch that grows (cfg.batch_growth): each epoch's batch; a new size, a new compiled step
+    batch = cfg.batch_at(initial)
+    runner = placement.runner(parts, replace(cfg, batch_size=batch))
     images = data.x_train[: cfg.train_samples] if cfg.train_samples else data.x_train
     feed = Feed.from_uint8(
-        images, cfg.batch_size, cfg.latent_dim, cfg.steps_per_execution, cfg.seed, cfg.epoch_images
+        images, batch, cfg.latent_dim, cfg.steps_per_execution, cfg.seed, cfg.epoch_images
     )
+    per_epoch = min(cfg.epoch_images or len(images), len(images))
     progress.update(force=True, epoch=initial, epochs=cfg.epochs, steps=feed.steps)
     noise = fixed_noise(cfg)
 
@@ -151,10 +156,22 @@ def train(
     if driver is not None and driver.finished(state):
         epochs = range(0)
     for epoch in epochs:
-        progress.update(force=True, phase="training", epoch=epoch, step=0)
+        if cfg.batch_at(epoch) != feed.batch_size:  # the optimizers' state carries on
+            batch = cfg.batch_at(epoch)
+            runner = placement.runner(parts, replace(cfg, batch_size=batch))
+            feed = replace(feed, batch_size=batch)
+        progress.update(force=True, phase="training", epoch=epoch, step=0, steps=feed.steps)
         bar = keras.utils.Progbar(feed.steps) if verbose else None
-        seconds, g, d = _epoch(runner, feed, epoch, bar, progress, chunk_hook if on_chunk else None)
-        rate = round(feed.steps * cfg.batch_size / seconds, 1)
+        seconds, g, d = _epoch(
+            runner,
+            feed,
+            epoch,
+            bar,
+            progress,
+            chunk_hook if on_chunk else None,
+            cfg.steps_before(epoch, per_epoch),
+        )
+        rate = round(feed.steps * feed.batch_size / seconds, 1)
         # a progressive job counts its budget, not its (upper bound of) epochs
         of = f" ({state.get('clock_s', 0) + seconds:.0f}s de {cfg.time_budget_s:.0f}s)"
         log(
