@@ -70,7 +70,11 @@ class ServingClient:
             target=self._loop.run_forever, name="serving-client", daemon=True
         )
         self._thread.start()
-        self._run(self._backend.start())
+        try:
+            self._run(self._backend.start())
+        except BaseException:
+            self._stop()  # no loop thread left behind by a client that never started
+            raise
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
@@ -106,10 +110,22 @@ class ServingClient:
         return self._run(self._backend.status()).versions
 
     def close(self) -> None:
+        """Close the transport; calls still in flight on other threads fail, none hangs."""
         if self._loop.is_running():
             self._run(self._backend.close())
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
+            self._stop()
+
+    def _stop(self) -> None:
+        async def cancel_the_rest() -> None:
+            current = asyncio.current_task()
+            for task in asyncio.all_tasks():
+                if task is not current:
+                    task.cancel()
+
+        asyncio.run_coroutine_threadsafe(cancel_the_rest(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
             self._loop.close()
 
     def __enter__(self) -> ServingClient:

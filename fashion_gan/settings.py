@@ -2,6 +2,8 @@
 are published, which labels exist, and where a training job runs when none is. The names are
 the gateway's (its settings table takes these definitions), so a script and a gateway on one
 machine agree; a gateway-only variable, even a malformed one, never breaks the Python API.
+Unlike the gateway, the library does not refuse names it does not know (it shares the
+GATEWAY_ prefix with a service it must not depend on): a misspelt variable is ignored here.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from gateway.errors import (
     NoVersion,
     Overloaded,
     QueueTimeout,
+    ServingError,
     TrainerError,
     UpstreamError,
 )
@@ -125,6 +126,8 @@ async def answer(gw: Gateway, exc: Exception) -> Response:
         retry = exc.retry_after or (gw.settings.retry_busy_s if exc.status != 504 else None)
         headers = {"Retry-After": str(retry)} if retry else {}
         return JSONResponse({"error": sentence(str(exc))}, exc.status, headers=headers)
+    if isinstance(exc, ServingError):  # any other model-server answer: its own status
+        return JSONResponse({"error": sentence(str(exc))}, exc.status)
     if isinstance(exc, TrainerError):
         return JSONResponse({"error": sentence(str(exc))}, exc.status, {"Retry-After": "10"})
     raise exc

@@ -1,10 +1,12 @@
 """Where train-on-miss sends its job: the job runner of ``fashion_gan.jobs`` (the local one, or
 the trainer service's at ``GATEWAY_TRAINER_URL``), asked from a thread of its own.
 
-The runners' calls block (file locks, or an HTTP call with a deadline), so they run in one
-thread that nothing else uses: never in the default pool that other work (the REST
-transport's JSON parsing, ...) needs. Concurrent callers share one state call
-(gateway/shared.py), so one thread is enough."""
+The runners' calls block (file locks, or an HTTP call with a deadline), so they run in
+threads that nothing else uses: never in the default pool that other work (the REST
+transport's JSON parsing, ...) needs. The local runner gets one (its calls take file locks
+in turn anyway); the remote one a few, so that misses arriving together while the trainer is
+slow do not queue behind each other's deadlines. Concurrent callers share one state call
+(gateway/shared.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ from typing import Any
 from fashion_gan.jobs import JobRunner, job_runner
 from gateway.settings import Settings
 
+REMOTE_THREADS = 8
+
 
 class Trainer:
-    def __init__(self, runner: JobRunner) -> None:
+    def __init__(self, runner: JobRunner, threads: int = 1) -> None:
         self.runner = runner
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="trainer")
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="trainer")
 
     async def start(self, profile: str, automatic: bool = True) -> tuple[dict[str, Any], bool]:
         """Start a job unless one runs; an automatic start (a miss) honours the back-off."""
@@ -31,13 +35,12 @@ class Trainer:
 
 
 def make_trainer(settings: Settings) -> Trainer:
-    return Trainer(
-        job_runner(
-            settings.jobs_dir,
-            settings.model_base_path,
-            settings.model_config_file,
-            settings.trainer_url,
-            settings.admin_token,
-            settings.status_timeout_s,
-        )
+    runner = job_runner(
+        settings.jobs_dir,
+        settings.model_base_path,
+        settings.model_config_file,
+        settings.trainer_url,
+        settings.admin_token,
+        settings.status_timeout_s,
     )
+    return Trainer(runner, REMOTE_THREADS if settings.trainer_url else 1)

@@ -129,9 +129,9 @@ def model_server(smoke_base: Path, workdir: Path) -> Iterator[ModelServer]:
     """TF Serving started with compose's flags, serving versions 1 and 2 of the smoke model
     with the starting models.config (stable -> 1, canary -> 2).
 
-    With TFSERVING_REST_URL, TFSERVING_GRPC_TARGET and TFSERVING_MODELS_DIR set, the tests use
+    With TFSERVING_REST_URL, TFSERVING_GRPC_TARGET and REAL_TFSERVING_MODELS_DIR set, the tests use
     that server instead (see the README): the versions and models.config are written into
-    TFSERVING_MODELS_DIR, the host folder the server sees as /models, and the tests wait until
+    REAL_TFSERVING_MODELS_DIR, the host folder the server sees as /models, and the tests wait until
     it has loaded them.
     """
     rest, grpc_target = (
@@ -139,7 +139,7 @@ def model_server(smoke_base: Path, workdir: Path) -> Iterator[ModelServer]:
         os.environ.get("TFSERVING_GRPC_TARGET"),
     )
     if rest and grpc_target:
-        models = Path(os.environ["TFSERVING_MODELS_DIR"])
+        models = Path(os.environ["REAL_TFSERVING_MODELS_DIR"])
         mounts = Mounts(models, workdir / "config")
         copy_versions(smoke_base, mounts.base_path)
         (models / "models.config").write_text(serving_config.MODELS_CONFIG.read_text())

@@ -782,6 +782,16 @@ def test_no_pod_mounts_a_service_account_token(
         assert pod["automountServiceAccountToken"] is False, resource["metadata"]
 
 
+def test_the_gateway_gets_no_service_link_variables(
+    k8s: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    """Kubernetes would put GATEWAY_SERVICE_HOST, TFSERVING_PORT=tcp://... into the pod for the
+    Services of its namespace; the gateway refuses GATEWAY_*/TFSERVING_* names it does not know
+    (a typo must not pass silently), so the links are off."""
+    pod = k8s[("Deployment", "gateway")]["spec"]["template"]["spec"]
+    assert pod["enableServiceLinks"] is False
+
+
 def test_trainer_state_survives_a_rescheduled_pod(
     k8s: dict[tuple[str, str], dict[str, Any]],
 ) -> None:

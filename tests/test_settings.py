@@ -106,6 +106,31 @@ def test_gateway_stops_on_an_unknown_variable() -> None:
     )
 
 
+def test_every_gateway_or_tfserving_name_the_repo_mentions_is_a_setting() -> None:
+    """A name in compose, a manifest or the docs that the gateway does not read would stop a
+    gateway started from a shell that has it set (the refusal above)."""
+    import re
+    import subprocess
+
+    from gateway.settings import ENV, PREFIXES
+    from tests.conftest import REPO
+
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    pattern = re.compile(r"\b(?:" + "|".join(PREFIXES) + r")[A-Z0-9_]*\*?")
+    named = set()
+    for name in files:
+        path = REPO / name
+        if path.suffix in (".py", ".md", ".yml", ".yaml", ".toml", ".js", "") and path.is_file():
+            found = pattern.findall(path.read_text(errors="replace"))
+            named |= {n for n in found if not n.endswith(("*", "_"))}  # a family, a prefix
+    # examples of what the refusal refuses; GATEWAY_ENV: a Python name, not a variable
+    examples = {"GATEWAY_CANARY_PERCENTAGE", "GATEWAY_MAXGRID", "GATEWAY_BACKEND_X"}
+    examples |= {"TFSERVING_REST", "GATEWAY_SERVICE_HOST", "TFSERVING_PORT", "GATEWAY_ENV"}
+    assert named - set(ENV) - examples == set()
+
+
 def test_the_python_api_reads_only_its_own_variables() -> None:
     """A gateway-only variable, even malformed, never breaks generar_muestra_ropa()."""
     from fashion_gan.settings import ApiSettings

@@ -147,7 +147,7 @@ def test_big_sheets_and_load_stay_within_max_batch_size(
 def test_seeded_sheets_are_byte_identical_under_server_batching(deployment: Deployment) -> None:
     """With load running, TF Serving (the stand-in with compose's batching) merges a seeded
     request with others and pads the batch; its sheet is still the embedded model's, byte for
-    byte (gateway/chunking.py explains why)."""
+    byte (fashion_gan/tfserving/chunking.py explains why)."""
     stop = threading.Event()
 
     def load() -> None:

@@ -43,7 +43,13 @@ class Replicas:
     def __post_init__(self) -> None:
         # the library's REST client, one per replica (the gateway's transport, blocking)
         # (a label is resolved anew on every call: a rollout waits for it to move)
-        self.clients = [ServingClient(config=self._config(u)) for u in self.urls]
+        self.clients: list[ServingClient] = []
+        try:
+            for url in self.urls:
+                self.clients.append(ServingClient(config=self._config(url)))
+        except BaseException:
+            self.close()  # the replicas' clients built so far
+            raise
 
     def _config(self, url: str) -> ServingConfig:
         t = ASK_TIMEOUT_S

@@ -59,7 +59,7 @@ class Fault(enum.Enum):
 
     NOT_FOUND = "not found"  # REST 404 / NOT_FOUND
     UNKNOWN_LABEL = "unknown label"  # REST 400 / INVALID_ARGUMENT naming a label
-    BUSY = "busy"  # REST 503, 429 / UNAVAILABLE, RESOURCE_EXHAUSTED on a live server
+    BUSY = "busy"  # REST 503, 429 / UNAVAILABLE (not refused), RESOURCE_EXHAUSTED
     UNREACHABLE = "unreachable"  # connection refused: nothing listens
     BROKEN = "broken"  # the connection broke off mid-answer
     DEADLINE = "deadline"  # REST 504, client timeout / DEADLINE_EXCEEDED
@@ -77,10 +77,12 @@ def translate(fault: Fault, detail: str, pin: Pin, config: ServingConfig) -> Ser
                 f"label {pin.label!r} names a version the model server has not loaded.", 404
             )
         return NoVersion(f"TF Serving has no AVAILABLE version: {detail}")
-    if fault is Fault.UNKNOWN_LABEL:
+    if fault is Fault.UNKNOWN_LABEL and pin.label is not None:
         return NotPinnable(f"label {pin.label!r} is not defined on the model server.")
     if fault is Fault.BUSY:
-        return UpstreamError(f"TF Serving is overloaded: {detail}", 503, retry_after=busy)
+        return UpstreamError(
+            f"TF Serving at {where} is overloaded or unavailable: {detail}", 503, retry_after=busy
+        )
     if fault is Fault.UNREACHABLE:
         return UpstreamError(
             f"TF Serving at {where} is unreachable.", 503, retry_after=busy, unreachable=True

@@ -215,10 +215,14 @@ function randomSeed() {
 
 async function applyLimits() {
   // the ranges come from the gateway (GET /api/limits: its GATEWAY_MAX_* settings), so the
-  // form never offers a size the gateway refuses
-  const limits = await (await fetch("/api/limits")).json();
+  // form never offers a size the gateway refuses; without them the gateway's 400 still says
+  // what it allows
+  const resp = await fetch("/api/limits", { signal: AbortSignal.timeout(5000) });
+  if (!resp.ok) return;
+  const limits = await resp.json();
   for (const [id, name] of [["rows", "rows"], ["cols", "cols"], ["scale", "scale"], ["walk-steps", "steps"]]) {
     const input = $(id), limit = limits[name];
+    if (!limit) continue;
     input.min = limit.min;
     input.max = limit.max;
     input.value = Math.min(Math.max(Number(input.value), limit.min), limit.max);
@@ -226,7 +230,7 @@ async function applyLimits() {
 }
 
 async function start() {
-  try { await applyLimits(); } catch (e) { /* the gateway still says what it allows */ }
+  const limited = applyLimits().catch(() => {});  // the listeners do not wait for it
   const q = new URLSearchParams(location.search);
   for (const key of ["rows", "cols", "scale", "seed"]) if (q.get(key)) $(key).value = q.get(key);
   $("walk-to").value = randomSeed();
@@ -234,6 +238,7 @@ async function start() {
   $("new").addEventListener("click", () => draw(undefined));
   $("model").addEventListener("change", () => draw($("seed").value.trim() || undefined));
   $("walk").addEventListener("submit", walk);
+  await limited;  // before the first sheet: its size is clamped to the gateway's limits
   let ready = false;
   try { ready = await loadVersions(); } catch (e) { ready = false; }
   const choice = q.get("version") ? `v:${q.get("version")}` : q.get("label") ? `l:${q.get("label")}` : "";
