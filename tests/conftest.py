@@ -162,3 +162,23 @@ def chromium_or_none(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     with chromium(tmp_path_factory.mktemp("chromium")) as driver:
         yield driver
+
+
+# the folders a gateway or the Python API uses with their default settings (relative to the
+# working directory, the repository when tests run): no test may start, or even look for, a
+# training job there (one left running trains for an hour after the suite has finished)
+DEFAULT_STATE = (REPO / "runs" / "jobs", REPO / "models" / "fashion_gan")
+
+
+def _default_state() -> list[tuple[bool, int]]:
+    return [(p.exists(), p.stat().st_mtime_ns if p.exists() else 0) for p in DEFAULT_STATE]
+
+
+@pytest.fixture(autouse=True)
+def _nothing_in_the_default_folders() -> Iterator[None]:
+    before = _default_state()
+    yield
+    assert _default_state() == before, (
+        "this test used the repository's own runs/jobs or models/fashion_gan (the default "
+        "GATEWAY_JOBS_DIR and MODEL_BASE_PATH): give it folders of its own"
+    )

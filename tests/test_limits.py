@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -106,8 +108,10 @@ def test_openapi_states_the_table() -> None:
     assert (items["minItems"], items["maxItems"]) == (1, 25)
 
 
-def test_api_limits_and_docs_page_state_the_table() -> None:
-    with TestClient(create_app(SMALL)) as client:
+def test_api_limits_and_docs_page_state_the_table(tmp_path: Path) -> None:
+    # no version and no training: the app's start must not train in the default folders
+    s = replace(SMALL, model_base_path=tmp_path / "models", jobs_dir=tmp_path / "jobs")
+    with TestClient(create_app(replace(s, train_on_miss=False))) as client:
         served = client.get("/api/limits").json()
         page = client.get("/docs").text
     assert served == {
