@@ -8,7 +8,8 @@ work without their figures changing. The minutes come from each recipe's own spe
 cores, measured alone and side by side with the seed's loop (``python -m benchmarks.training
 --recipe ...``; ``--rates`` holds its images/s per recipe), plus the start-up that every job
 pays once (``--startup-s``: importing TensorFlow, building and compiling the step). A mark
-takes the newest snapshot that the recipe reaches within it.
+takes the newest snapshot that the recipe reaches within it. A recipe whose batch grows has a
+speed per phase: ``{"0": 1081, "90000": 1199, ...}`` (images/s from that many images on).
 """
 
 from __future__ import annotations
@@ -33,9 +34,33 @@ def recipe_of(run: Path) -> tuple[str, int]:
     return match.group(1), int(match.group(2))
 
 
-def at_minute(scores: list[dict[str, Any]], minute: float, rate: float, startup: float) -> Any:
+Rate = float | dict[str, float]  # images/s, or images/s from so many images on
+
+
+def images_within(seconds: float, rate: Rate) -> float:
+    """Images trained in ``seconds`` at ``rate`` (a constant, or one per phase)."""
+    if not isinstance(rate, dict):
+        return max(seconds, 0.0) * rate
+    phases = sorted((float(start), speed) for start, speed in rate.items())
+    images = 0.0
+    for i, (start, speed) in enumerate(phases):
+        end = phases[i + 1][0] if i + 1 < len(phases) else float("inf")
+        takes = (end - start) / speed
+        if seconds <= takes:
+            return images + max(seconds, 0.0) * speed
+        images, seconds = end, seconds - takes
+    return images
+
+
+def describe(rate: Rate) -> str:
+    if not isinstance(rate, dict):
+        return f"{rate:.0f}"
+    return "→".join(f"{speed:.0f}" for _, speed in sorted((float(k), v) for k, v in rate.items()))
+
+
+def at_minute(scores: list[dict[str, Any]], minute: float, rate: Rate, startup: float) -> Any:
     """The newest scored snapshot within ``minute`` minutes at ``rate`` images/s."""
-    budget = (minute * 60 - startup) * rate
+    budget = images_within(minute * 60 - startup, rate)
     within = [s for s in scores if s["images"] <= budget]
     return max(within, key=lambda s: s["images"]) if within else None
 
@@ -48,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tag", default="eval", help="scores_<tag>.jsonl of each run")
     p.add_argument("--baseline", default="seed")
     args = p.parse_args(argv)
-    rates: dict[str, float] = json.loads(args.rates.read_text())
+    rates: dict[str, Rate] = json.loads(args.rates.read_text())
     table: dict[str, dict[int, list[dict[str, Any]]]] = {}
     for run in args.runs:
         recipe, seed = recipe_of(run)
@@ -61,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             hit = at_minute(scores, minute, rates[recipe], args.startup_s)
             table.setdefault(recipe, {}).setdefault(minute, [])
             if (
-                hit is not None and (minute * 60 - args.startup_s) * rates[recipe] <= trained * 1.05
+                hit is not None
+                and images_within(minute * 60 - args.startup_s, rates[recipe]) <= trained * 1.05
             ):  # a mark past the run's last snapshot is left blank, not carried
                 table[recipe][minute].append({**hit, "seed": seed})
     head = " | ".join(f"{m} min" for m in MINUTES)
@@ -81,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             if recipe != args.baseline and ref:
                 cell += f", {fid / statistics.mean(h['fid'] for h in ref):.2f}x"
             cells.append(cell)
-        print(f"| {recipe} | {rates[recipe]:.0f} | " + " | ".join(cells) + " |")
+        print(f"| {recipe} | {describe(rates[recipe])} | " + " | ".join(cells) + " |")
     print(
         "\nMean FID over the seeds (a lone run's count in brackets), and the ratio to the "
         f"{args.baseline} recipe at the same minute; images/s from --rates, "
