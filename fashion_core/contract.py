@@ -14,6 +14,36 @@ OUTPUT: Final = "images"
 LATENT_DIM: Final = 100  # the seed's noise vector; each version's model card carries its own
 IMAGE_SHAPE: Final = (28, 28, 1)
 
+# the class-conditional model, served beside the first under a name of its own:
+# serving_default: z float32 [-1, LATENT_DIM], category int64 [-1] (0-9) -> images as above
+COND_MODEL_NAME: Final = "fashion_gan_cond"
+CATEGORY: Final = "category"
+# Fashion-MNIST's ten labels in the order of their indices, in English and in Spanish
+CATEGORIES_EN: Final = (
+    "t-shirt/top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
+)
+CATEGORIES_ES: Final = (
+    "camiseta",
+    "pantalón",
+    "jersey",
+    "vestido",
+    "abrigo",
+    "sandalia",
+    "camisa",
+    "zapatilla",
+    "bolso",
+    "botín",
+)
+
 # training recipes (training/config.py defines them; the gateway and job runner accept the names)
 PROFILES: Final = ("seed", "smoke", "quick", "default")
 

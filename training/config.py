@@ -43,6 +43,10 @@ class TrainConfig:
     ema_kimg: float = 0.0
     ema_rampup: float = 0.0
     latent_dim: int = LATENT_DIM
+    # class-conditional (issue 19): the generator also takes a category (0-9), embedded and
+    # joined to the noise; the discriminator judges (image, category) pairs by projection.
+    # Published as a model of its own (fashion_core.contract.COND_MODEL_NAME)
+    conditional: bool = False
     # filters of every layer relative to the seed's (1.0 = 256/128/64 and 64/128)
     width: float = 1.0
     # the discriminator's own width (None = ``width``)

@@ -1,4 +1,4 @@
-"""The seed's DCGAN: generator and discriminator builders.
+"""The seed's DCGAN: generator and discriminator builders, and their class-conditional forms.
 
 Plain Keras layers, so the same networks train under the TensorFlow and the JAX backend and
 the generator saves to the same ``.keras`` file either way. The train steps live in
@@ -10,8 +10,10 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from fashion_core.contract import IMAGE_SHAPE, LATENT_DIM
+from fashion_core.contract import CATEGORY, IMAGE_SHAPE, LATENT_DIM
 from training.augment import DiffAugment
+
+CATEGORY_EMBED = 50  # the conditional generator's category embedding, joined to z
 
 
 def _w(filters: int, width: float) -> int:
@@ -19,14 +21,29 @@ def _w(filters: int, width: float) -> int:
 
 
 def build_generator(
-    latent_dim: int = LATENT_DIM, width: float = 1.0, dtype: str | None = None
+    latent_dim: int = LATENT_DIM,
+    width: float = 1.0,
+    dtype: str | None = None,
+    *,
+    num_classes: int = 0,
 ) -> keras.Model:
     """z (latent_dim,) -> image (28, 28, 1) in [-1, 1]. ``width`` scales every layer's filters
     (1.0 = the seed's 256/128/64); the layer structure never changes. ``dtype`` is a Keras dtype
-    policy ("mixed_bfloat16" trains in bfloat16); the image layer always computes in float32."""
+    policy ("mixed_bfloat16" trains in bfloat16); the image layer always computes in float32.
+
+    ``num_classes`` > 0: the class-conditional generator, [z, category ()] -> image, the
+    category's embedding joined to the noise in front of the same layers."""
     c1, c2, c3 = _w(256, width), _w(128, width), _w(64, width)
     z = keras.Input((latent_dim,), name="z")
-    x = layers.Dense(7 * 7 * c1, use_bias=False, dtype=dtype)(z)
+    inputs: keras.KerasTensor | list[keras.KerasTensor] = z
+    x = z
+    if num_classes:
+        category = keras.Input((), dtype="int32", name=CATEGORY)
+        embedded = layers.Embedding(num_classes, CATEGORY_EMBED, dtype=dtype)(category)
+        x = layers.Concatenate(dtype=dtype)([z, embedded])
+        assert tuple(x.shape) == (None, latent_dim + CATEGORY_EMBED)
+        inputs = [z, category]
+    x = layers.Dense(7 * 7 * c1, use_bias=False, dtype=dtype)(x)
     x = layers.BatchNormalization(dtype=dtype)(x)
     x = layers.LeakyReLU(dtype=dtype)(x)
     x = layers.Reshape((7, 7, c1), dtype=dtype)(x)
@@ -45,6 +62,8 @@ def build_generator(
         dtype="float32",
     )(x)  # fmt: skip
     assert tuple(img.shape) == (None, *IMAGE_SHAPE)
+    if num_classes:
+        return keras.Model(inputs, img, name="conditional_generator")
     return keras.Model(z, img, name="generator")
 
 
@@ -56,12 +75,17 @@ def build_discriminator(
     norm: str = "none",
     augment: str = "none",
     seed: int = 0,
+    num_classes: int = 0,
 ) -> keras.Model:
     """image (28, 28, 1) -> real/fake logit (1,). Training only: never exported.
 
     The seed's layers (Conv2D 28->14->7, LeakyReLU, Dropout, Dense logit); a recipe may put
     DiffAugment in front (``augment``), wrap every layer in spectral normalisation (``norm``)
-    or change the dropout."""
+    or change the dropout.
+
+    ``num_classes`` > 0: [image, category ()] -> logit, conditioned by projection (Miyato &
+    Koyama 2018): logit = psi(h) + <embed(category), h>, h the flattened features, so the
+    discriminator asks both "is it real?" and "is it this category?" in one number."""
     c1, c2 = _w(64, width), _w(128, width)
 
     def normed(layer: layers.Layer) -> layers.Layer:
@@ -85,4 +109,16 @@ def build_discriminator(
         x = layers.Dropout(dropout, dtype=dtype)(x)
     x = layers.Flatten(dtype=dtype)(x)
     logit = normed(layers.Dense(1, dtype="float32"))(x)  # losses in float32
-    return keras.Model(img, logit, name="discriminator")
+    if not num_classes:
+        return keras.Model(img, logit, name="discriminator")
+    category = keras.Input((), dtype="int32", name=CATEGORY)
+    # embed(y): one vector per category, as long as h (7*7*c2), looked up as one_hot(y) @ W so
+    # that spectral normalisation can wrap it (Keras' wrapper casts an Embedding's output to
+    # its integer input's dtype: every vector would read 0)
+    one_hot = layers.CategoryEncoding(num_classes, output_mode="one_hot", dtype="float32")
+    embed = layers.Dense(x.shape[-1], use_bias=False, dtype="float32", name="category_embed")
+    embedded = normed(embed)(one_hot(category))
+    projection = layers.Dot(axes=1, dtype="float32")([embedded, x])
+    assert tuple(projection.shape) == (None, 1)
+    logit = layers.Add(dtype="float32")([logit, projection])
+    return keras.Model([img, category], logit, name="conditional_discriminator")

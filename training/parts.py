@@ -11,6 +11,7 @@ from typing import Any
 
 import keras
 
+from fashion_core.dataset import NUM_CLASSES
 from training.config import TrainConfig
 from training.model import build_discriminator, build_generator
 
@@ -43,9 +44,15 @@ def all_variables(net: keras.Model) -> list[Any]:
     return list(net.trainable_variables) + list(net.non_trainable_variables)
 
 
+def num_classes(cfg: TrainConfig) -> int:
+    """The categories a conditional run's networks take; 0 = unconditional."""
+    return NUM_CLASSES if cfg.conditional else 0
+
+
 def build_parts(cfg: TrainConfig) -> Parts:
     policy = cfg.precision if cfg.precision != "float32" else None
-    generator = build_generator(cfg.latent_dim, cfg.width, dtype=policy)
+    classes = num_classes(cfg)
+    generator = build_generator(cfg.latent_dim, cfg.width, dtype=policy, num_classes=classes)
     discriminator = build_discriminator(
         cfg.width if cfg.d_width is None else cfg.d_width,
         dtype=policy,
@@ -53,10 +60,11 @@ def build_parts(cfg: TrainConfig) -> Parts:
         norm=cfg.d_norm,
         augment=cfg.augment,
         seed=cfg.seed,
+        num_classes=classes,
     )
     ema = None
     if cfg.exports_ema:
-        ema = build_generator(cfg.latent_dim, cfg.width, dtype=policy)
+        ema = build_generator(cfg.latent_dim, cfg.width, dtype=policy, num_classes=classes)
         ema.set_weights(generator.get_weights())
     g_opt = keras.optimizers.Adam(learning_rate(cfg.gen_lr, cfg), cfg.beta_1, cfg.beta_2)
     d_opt = keras.optimizers.Adam(learning_rate(cfg.disc_lr, cfg), cfg.beta_1, cfg.beta_2)
@@ -109,6 +117,6 @@ def ema_decay_at(cfg: TrainConfig, step: Any) -> Any:
 
 def float32_generator(net: keras.Model, cfg: TrainConfig) -> keras.Model:
     """A float32 copy of ``net`` for saving and export, whatever precision trained it."""
-    out = build_generator(cfg.latent_dim, cfg.width, dtype="float32")
+    out = build_generator(cfg.latent_dim, cfg.width, dtype="float32", num_classes=num_classes(cfg))
     out.set_weights(net.get_weights())  # variables are float32 under mixed precision too
     return out
