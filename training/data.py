@@ -3,6 +3,9 @@
 the seed's ``drop_remainder``), and the generator's noise, in chunks of ``steps_per_execution``
 steps that a background thread prepares while the previous chunk trains.
 
+A conditional run's feed also carries the images' labels, shuffled and chunked with them, and
+the categories the generator is asked for, uniform over the ten.
+
 Everything an epoch draws comes from the generator seeded by (seed, epoch), so a run resumed at
 epoch e sees the same images and noise as one that never stopped.
 """
@@ -16,9 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fashion_core.dataset import to_unit_range
+from fashion_core.dataset import NUM_CLASSES, to_unit_range
 
-Chunk = tuple[np.ndarray, np.ndarray]  # real (k, B, 28, 28, 1), noise (k, B, latent), float32
+# real (k, B, 28, 28, 1) and noise (k, B, latent), float32; a conditional run's chunk adds the
+# real images' labels and the generator's categories, (k, B) int32 each
+Chunk = tuple[np.ndarray, ...]
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,7 @@ class Feed:
     steps_per_execution: int
     seed: int
     epoch_images: int | None = None  # an epoch's share of the images (None = all once)
+    labels: np.ndarray | None = None  # (N,) the images' classes: a conditional run's feed
 
     @classmethod
     def from_uint8(
@@ -39,9 +45,16 @@ class Feed:
         steps_per_execution: int,
         seed: int,
         epoch_images: int | None = None,
+        labels: np.ndarray | None = None,
     ) -> Feed:
         return cls(
-            to_unit_range(images), batch_size, latent_dim, steps_per_execution, seed, epoch_images
+            to_unit_range(images),
+            batch_size,
+            latent_dim,
+            steps_per_execution,
+            seed,
+            epoch_images,
+            None if labels is None else labels.astype(np.int32),
         )
 
     @property
@@ -59,7 +72,12 @@ class Feed:
                 k, b, *self.images.shape[1:]
             )
             noise = rng.standard_normal((k, b, self.latent_dim), dtype=np.float32)
-            yield real, noise
+            if self.labels is None:
+                yield real, noise
+                continue
+            labels = self.labels[order[start * b : (start + k) * b]].reshape(k, b)
+            categories = rng.integers(0, NUM_CLASSES, (k, b), dtype=np.int32)
+            yield real, noise, labels, categories
 
 
 def prefetched(chunks: Iterator[Chunk], depth: int = 2) -> Iterator[Chunk]:

@@ -26,7 +26,9 @@ class DeviceError(Exception):
 
 
 class Runner(Protocol):
-    def run(self, real: np.ndarray, noise: np.ndarray) -> tuple[float, float]: ...
+    def run(self, *batches: np.ndarray) -> tuple[float, float]:
+        """(real, noise), a conditional run's with (labels, categories): one chunk's arrays."""
+        ...
 
     def sync(self) -> None: ...
 

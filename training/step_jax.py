@@ -28,11 +28,12 @@ class JaxRunner:
         self._sharding = data_sharding
         self._run = jax.jit(_make_step_chunk(parts, cfg), donate_argnums=0)
 
-    def run(self, real: np.ndarray, noise: np.ndarray) -> tuple[float, float]:
-        """Train on ``len(real)`` batches; returns the mean (generator, discriminator) loss."""
+    def run(self, *batches: np.ndarray) -> tuple[float, float]:
+        """Train on ``len(real)`` batches of (real, noise), a conditional run's with (labels,
+        categories) too; returns the mean (generator, discriminator) loss."""
         if self._sharding is not None:
-            real, noise = jax.device_put((real, noise), self._sharding)
-        self._state, g, d = self._run(self._state, real, noise)
+            batches = tuple(jax.device_put(batches, self._sharding))
+        self._state, g, d = self._run(self._state, *batches)
         return float(g), float(d)
 
     def sync(self) -> None:
@@ -62,24 +63,33 @@ def _make_step_chunk(parts: Parts, cfg: TrainConfig) -> Any:
     zero = jnp.zeros((), jnp.float32)
     r1_weight = 0.5 * cfg.r1_gamma * cfg.r1_every  # lazy: every r1_every steps, scaled up
 
-    def r1_loss(d_tv: Any, d_ntv: Any, real: Any) -> Any:
-        """gamma/2 E|grad_x D(x)|^2 on real images, as step_tf's."""
+    def r1_loss(d_tv: Any, d_ntv: Any, real: Any, *labels: Any) -> Any:
+        """gamma/2 E|grad_x D(x)|^2 on real images (with a conditional run's labels), as
+        step_tf's."""
 
         def total(x: Any) -> Any:
-            return jnp.sum(d_net.stateless_call(d_tv, d_ntv, x, training=True)[0])
+            inputs = [x, *labels] if labels else x
+            return jnp.sum(d_net.stateless_call(d_tv, d_ntv, inputs, training=True)[0])
 
         grad = jax.grad(total)(real)
         return r1_weight * jnp.mean(jnp.sum(jnp.square(grad), axis=(1, 2, 3)))
 
-    def step(state: list[Any], batch: tuple[Any, Any]) -> tuple[list[Any], tuple[Any, Any]]:
+    def step(state: list[Any], batch: tuple[Any, ...]) -> tuple[list[Any], tuple[Any, Any]]:
         g_tv, g_ntv, d_tv, d_ntv, g_ov, d_ov, ema = state
-        real, noise = batch
+        # a conditional run's batch adds the real images' labels and the categories asked of G
+        real, noise, *classes = batch
+        labels = classes[:1]
+        g_in = [noise, classes[1]] if classes else noise
+
+        def d_in(images: Any, which: int) -> Any:  # which: 0 the labels, 1 the categories
+            return [images, classes[which]] if classes else images
 
         def forward(g_tv: Any, d_tv: Any) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
-            fake, g_ntv2 = g_net.stateless_call(g_tv, g_ntv, noise, training=True)
+            fake, g_ntv2 = g_net.stateless_call(g_tv, g_ntv, g_in, training=True)
             # two calls, as in step_tf: the generator's gradient runs back through the fakes only
-            real_logits, d_ntv2 = d_net.stateless_call(d_tv, d_ntv, real, training=True)
-            fake_logits, d_ntv2 = d_net.stateless_call(d_tv, d_ntv2, fake, training=True)
+            real_in, fake_in = d_in(real, 0), d_in(fake, 1)
+            real_logits, d_ntv2 = d_net.stateless_call(d_tv, d_ntv, real_in, training=True)
+            fake_logits, d_ntv2 = d_net.stateless_call(d_tv, d_ntv2, fake_in, training=True)
             return loss_fn(real_logits, fake_logits), (g_ntv2, d_ntv2)
 
         # one forward pass, two backward passes: each network's gradient of its own loss
@@ -90,7 +100,7 @@ def _make_step_chunk(parts: Parts, cfg: TrainConfig) -> Any:
             due = d_ov[0] % cfg.r1_every == 0  # the optimizer's iteration count, as below
             r1_grads = jax.lax.cond(
                 due,
-                lambda: jax.grad(r1_loss)(d_tv, d_ntv, real),
+                lambda: jax.grad(r1_loss)(d_tv, d_ntv, real, *labels),
                 lambda: [jnp.zeros_like(v) for v in d_tv],
             )
             d_grads = [a + b for a, b in zip(d_grads, r1_grads, strict=True)]
@@ -102,12 +112,12 @@ def _make_step_chunk(parts: Parts, cfg: TrainConfig) -> Any:
             ema = [a + rate * (b - a) for a, b in zip(ema, [*g_tv, *g_ntv], strict=True)]
         return [g_tv, g_ntv, d_tv, d_ntv, g_ov, d_ov, ema], (g_loss, d_loss)
 
-    def chunk(state: list[Any], reals: Any, noises: Any) -> tuple[list[Any], Any, Any]:
+    def chunk(state: list[Any], reals: Any, *rest: Any) -> tuple[list[Any], Any, Any]:
         # unrolled, not lax.scan: XLA:CPU runs these convolutions ~10x slower inside a while
         # loop (measured: 7.4 s against 0.73 s a step); compile time grows with the chunk
         g_sum, d_sum = zero, zero
         for i in range(reals.shape[0]):
-            state, (g, d) = step(state, (reals[i], noises[i]))
+            state, (g, d) = step(state, (reals[i], *(a[i] for a in rest)))
             g_sum, d_sum = g_sum + g, d_sum + d
         return state, g_sum / reals.shape[0], d_sum / reals.shape[0]
 

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from fashion_core import atomic
-from fashion_core.dataset import FashionMNIST
+from fashion_core.dataset import NUM_CLASSES, FashionMNIST
 from fashion_core.progress import ProgressFile
 from fashion_core.render import sheet_png
 from training import checkpoint
@@ -30,6 +30,7 @@ from training.parts import Parts, build_parts, float32_generator
 from training.runs import RunError, open_run, save_state
 
 SHEET_ROWS = SHEET_COLS = 4
+COND_SHEET_COLS = 8  # a conditional run's sheet: ten rows (the categories) of this many
 Log = Callable[[str], None]
 
 
@@ -57,6 +58,18 @@ def fixed_noise(cfg: TrainConfig) -> np.ndarray:
     return rng.standard_normal((SHEET_ROWS * SHEET_COLS, cfg.latent_dim)).astype(np.float32)
 
 
+def sheet_inputs(cfg: TrainConfig) -> tuple[Any, int, int]:
+    """(the generator's fixed inputs, rows, cols) of the per-epoch sheet. A conditional run's
+    sheet has one row per category, the same COND_SHEET_COLS latents in every row: each column
+    is one idea drawn as every category."""
+    if not cfg.conditional:
+        return fixed_noise(cfg), SHEET_ROWS, SHEET_COLS
+    rng = np.random.default_rng(cfg.seed)
+    z = rng.standard_normal((COND_SHEET_COLS, cfg.latent_dim)).astype(np.float32)
+    categories = np.repeat(np.arange(NUM_CLASSES, dtype=np.int32), COND_SHEET_COLS)
+    return [np.tile(z, (NUM_CLASSES, 1)), categories], NUM_CLASSES, COND_SHEET_COLS
+
+
 def _epoch(
     runner: Runner,
     feed: Feed,
@@ -71,9 +84,9 @@ def _epoch(
     epochs took ``first_step`` steps."""
     started = time.perf_counter()
     done, g_sum, d_sum = 0, 0.0, 0.0
-    for real, noise in prefetched(feed.chunks(epoch)):
-        g, d = runner.run(real, noise)
-        k = len(real)
+    for chunk in prefetched(feed.chunks(epoch)):
+        g, d = runner.run(*chunk)
+        k = len(chunk[0])
         done, g_sum, d_sum = done + k, g_sum + g * k, d_sum + d * k
         if on_chunk is not None:
             on_chunk(first_step + done)
@@ -86,11 +99,12 @@ def _epoch(
 
 
 def _end_of_epoch(
-    cfg: TrainConfig, run_dir: Path, parts: Parts, state: dict[str, Any], noise: np.ndarray
+    cfg: TrainConfig, run_dir: Path, parts: Parts, state: dict[str, Any], sheet: Any
 ) -> None:
     done = state["completed_epochs"] + 1
-    images = keras.ops.convert_to_numpy(parts.shown(noise, training=False))
-    png = sheet_png(images, SHEET_ROWS, SHEET_COLS, spacing=2, scale=2)
+    inputs, rows, cols = sheet
+    images = keras.ops.convert_to_numpy(parts.shown(inputs, training=False))
+    png = sheet_png(images, rows, cols, spacing=2, scale=2)
     atomic.write_bytes(run_dir / "sheets" / f"epoch_{done:03d}.png", png)
     # checkpoint before state.json: state never claims an epoch whose weights are not on disk
     checkpoint.save(run_dir, parts.state_variables())
@@ -137,12 +151,13 @@ def train(
     batch = cfg.batch_at(initial)
     runner = placement.runner(parts, replace(cfg, batch_size=batch))
     images = data.x_train[: cfg.train_samples] if cfg.train_samples else data.x_train
+    labels = data.y_train[: len(images)] if cfg.conditional else None
     feed = Feed.from_uint8(
-        images, batch, cfg.latent_dim, cfg.steps_per_execution, cfg.seed, cfg.epoch_images
+        images, batch, cfg.latent_dim, cfg.steps_per_execution, cfg.seed, cfg.epoch_images, labels
     )
     per_epoch = min(cfg.epoch_images or len(images), len(images))
     progress.update(force=True, epoch=initial, epochs=cfg.epochs, steps=feed.steps)
-    noise = fixed_noise(cfg)
+    sheet = sheet_inputs(cfg)
 
     def shown() -> keras.Model:
         runner.sync()  # the JAX step keeps its state outside Keras until synced
@@ -183,7 +198,7 @@ def train(
         state["clock_s"] = round(state.get("clock_s", 0.0) + seconds, 3)
         state["images_per_s"].append(rate)
         state["losses"] = {"gen_loss": g, "disc_loss": d}
-        _end_of_epoch(cfg, run_dir, parts, state, noise)
+        _end_of_epoch(cfg, run_dir, parts, state, sheet)
         losses = {"gen_loss": g, "disc_loss": d}
         progress.update(
             force=True, epoch=epoch + 1, step=feed.steps, losses=losses, images_per_s=rate
