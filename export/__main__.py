@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from export.cli_options import add_release_options
+from export.cli_options import add_release_options, model_name
 from fashion_core.dataset import DataError
 from fashion_core.quiet import quiet_tensorflow
 
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
 
     from export.release import record_in_run, release
+    from export.signature import is_conditional
     from fashion_core.cards import training_section
     from fashion_core.dataset import load
     from fashion_core.progress import ProgressFile
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"{args.generator} is not a loadable Keras model ({exc}).", file=sys.stderr)
         return 2
+    args.model_name = model_name(args, is_conditional(generator))
     training = {}
     if args.run_dir and (args.run_dir / "state.json").is_file():
         training = training_section(

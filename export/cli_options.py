@@ -8,11 +8,16 @@ import os
 from pathlib import Path
 
 from evaluation.classifier import default_path
-from fashion_core.contract import MODEL_NAME
+from fashion_core.contract import COND_MODEL_NAME, MODEL_NAME
 
 
 def add_release_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model-name", default=MODEL_NAME, help="model name used in warmup requests")
+    p.add_argument(
+        "--model-name",
+        default=None,
+        help=f"model name used in warmup requests (default: {MODEL_NAME}, or "
+        f"{COND_MODEL_NAME} for a conditional generator)",
+    )
     p.add_argument(
         "--data-dir",
         type=Path,
@@ -26,3 +31,8 @@ def add_release_options(p: argparse.ArgumentParser) -> None:
         default=default_path(),
         help="evaluator classifier, trained once when missing ($FASHION_GAN_CLASSIFIER)",
     )
+
+
+def model_name(args: argparse.Namespace, conditional: bool) -> str:
+    """``--model-name``, else the contract's name for this kind of generator."""
+    return str(args.model_name or (COND_MODEL_NAME if conditional else MODEL_NAME))

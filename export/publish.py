@@ -28,11 +28,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from export.signature import latent_dim_of, save_serving_model
+from export.signature import (
+    generate,
+    is_conditional,
+    latent_dim_of,
+    num_classes_of,
+    save_serving_model,
+)
 from export.warmup import write_warmup
 from fashion_core import atomic, locks
 from fashion_core.cards import CARD_FILE, stamp
-from fashion_core.contract import IMAGE_SHAPE, INPUT, OUTPUT, SIGNATURE
+from fashion_core.contract import CATEGORY, IMAGE_SHAPE, INPUT, OUTPUT, SIGNATURE
 from fashion_core.versions import next_version, record_version
 
 TMP_PREFIX = ".tmp-publish-"
@@ -100,15 +106,20 @@ def owned_folder(base_path: Path) -> Iterator[Path]:
 
 def verify(path: Path, generator: keras.Model) -> None:
     """Reload the SavedModel from disk and call it once: shape, range, and the same numbers the
-    in-memory generator gives for the same z."""
+    in-memory generator gives for the same z (and categories, for a conditional one)."""
     latent = latent_dim_of(generator)
     z = np.random.default_rng(7).standard_normal((3, latent)).astype(np.float32)
+    inputs = {INPUT: tf.constant(z)}
+    categories = None
+    if is_conditional(generator):
+        categories = np.array([0, 4, num_classes_of(generator) - 1], np.int64)
+        inputs[CATEGORY] = tf.constant(categories)
     try:
         loaded = tf.saved_model.load(str(path))
-        out = loaded.signatures[SIGNATURE](**{INPUT: tf.constant(z)})[OUTPUT].numpy()
+        out = loaded.signatures[SIGNATURE](**inputs)[OUTPUT].numpy()
     except Exception as exc:  # any load or call failure means the folder must not be published
         raise PublishError(f"the exported SavedModel does not load or run: {exc}") from exc
-    want = np.asarray(generator(z, training=False))
+    want = generate(generator, z, categories)
     if out.shape != (3, *IMAGE_SHAPE) or not np.all(np.isfinite(out)):
         raise PublishError(f"the exported model returned shape {out.shape} or non-finite values.")
     if out.min() < -1.0 or out.max() > 1.0:
@@ -135,7 +146,7 @@ def publish(
         extra = tmp / "assets.extra"
         extra.mkdir()
         step("warmup")
-        write_warmup(extra, model_name, latent_dim_of(generator))
+        write_warmup(extra, model_name, latent_dim_of(generator), num_classes_of(generator))
         step("verify")
         verify(tmp, generator)
         with locks.exclusive(base_path / LOCK_FILE):

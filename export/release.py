@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
 from export.publish import Published, publish
-from export.signature import latent_dim_of
+from export.signature import generate, is_conditional, latent_dim_of
 from fashion_core import atomic
 from fashion_core.cards import build_card
 from fashion_core.dataset import FashionMNIST
@@ -31,13 +30,16 @@ def measure(
     if samples <= 0:
         return {"skipped": "eval_samples is 0"}
     classifier = load_or_train_classifier(classifier_path, data, log=log)
-
-    def generate(z: np.ndarray) -> np.ndarray:
-        return np.asarray(generator(z, training=False))
-
-    figures = Evaluator(data, classifier).figures(
-        generate, samples=samples, latent_dim=latent_dim_of(generator)
-    )
+    evaluator = Evaluator(data, classifier)
+    latent_dim = latent_dim_of(generator)
+    if is_conditional(generator):  # per category too: FID per class, agreement
+        figures = evaluator.figures_by_category(
+            lambda z, categories: generate(generator, z, categories), samples, 0, latent_dim
+        )
+    else:
+        figures = evaluator.figures(
+            lambda z: generate(generator, z), samples=samples, latent_dim=latent_dim
+        )
     return {**figures, "classifier": classifier_path.name}
 
 
@@ -69,8 +71,20 @@ def release(
                 f" KL clases {quality['class_kl_to_uniform']:.3f},"
                 f" distancia al vecino {quality['nn_distance_mean']:.2f}"
             )
+        if "agreement" in quality:
+            log(
+                f"Por categoría: acuerdo {quality['agreement']:.3f} (el clasificador acierta"
+                f" {quality['classifier_accuracy']:.3f} con imágenes reales), FID por clase"
+                f" {quality['fid_per_class']}"
+            )
     on_phase("publishing")
-    card = build_card(latent_dim_of(generator), training=training, data=data_info, quality=quality)
+    card = build_card(
+        latent_dim_of(generator),
+        training=training,
+        data=data_info,
+        quality=quality,
+        conditional=is_conditional(generator),
+    )
     published = publish(generator, base_path, card, model_name=model_name)
     log(f"Publicada la versión {published.version} en {published.path}")
     return published

@@ -12,7 +12,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from fashion_core.contract import IMAGE_SHAPE, INPUT, OUTPUT, SIGNATURE
+from fashion_core.contract import (
+    CATEGORIES_EN,
+    CATEGORIES_ES,
+    CATEGORY,
+    IMAGE_SHAPE,
+    INPUT,
+    OUTPUT,
+    SIGNATURE,
+)
 
 CARD_FILE = "model_card.json"
 PACKAGES = ("tensorflow", "keras", "jax", "numpy", "tensorflow-serving-api")
@@ -33,14 +41,23 @@ def build_card(
     training: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
     quality: dict[str, Any] | None = None,
+    *,
+    conditional: bool = False,
 ) -> dict[str, Any]:
-    """Everything but ``version`` and ``created``, which the publisher fills in at rename time."""
-    return {
+    """Everything but ``version`` and ``created``, which the publisher fills in at rename time.
+
+    A ``conditional`` version's card also says ``"conditional": true``, its ``category`` input
+    and the ten ``categories`` (index, English and Spanish name); the unconditional card has
+    none of these keys."""
+    inputs: dict[str, Any] = {INPUT: {"dtype": "float32", "shape": [-1, latent_dim]}}
+    if conditional:
+        inputs[CATEGORY] = {"dtype": "int64", "shape": [-1], "range": [0, len(CATEGORIES_EN) - 1]}
+    card = {
         "model": "fashion-mnist dcgan generator",
         "latent_dim": latent_dim,
         "signature": {
             "name": SIGNATURE,
-            "inputs": {INPUT: {"dtype": "float32", "shape": [-1, latent_dim]}},
+            "inputs": inputs,
             "outputs": {
                 OUTPUT: {"dtype": "float32", "shape": [-1, *IMAGE_SHAPE], "range": [-1, 1]}
             },
@@ -50,6 +67,19 @@ def build_card(
         "quality": quality or {},
         "packages": package_versions(),
     }
+    if conditional:
+        card["model"] = "fashion-mnist class-conditional dcgan generator"
+        card["conditional"] = True
+        card["categories"] = categories()
+    return card
+
+
+def categories() -> list[dict[str, Any]]:
+    """The ten categories a conditional version takes: index, English and Spanish name."""
+    return [
+        {"index": k, "en": en, "es": es}
+        for k, (en, es) in enumerate(zip(CATEGORIES_EN, CATEGORIES_ES, strict=True))
+    ]
 
 
 def training_section(state: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:

@@ -5,7 +5,11 @@
 Profiles: seed (the original recipe, 50 epochs), smoke (seconds, for tests), quick (recognisable
 garments in minutes on 2 CPU cores), default (the best recipe). ``--set key=value`` overrides one
 field of the profile (unknown keys are errors). Killing the command and running it again goes on
-from the last finished epoch in --run-dir.
+from the last finished epoch in --run-dir. ``--set conditional=true`` trains the class-conditional
+model (designs on request by category), served under its own name and base path:
+
+    python -m training --profile quick --set conditional=true \
+        --model-base-path models/fashion_gan_cond --run-dir runs/quick_cond
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from export.cli_options import add_release_options
+from export.cli_options import add_release_options, model_name
 from fashion_core.cards import training_section
 from fashion_core.dataset import DataError
 from fashion_core.progress import ProgressFile
@@ -94,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    args.model_name = model_name(args, cfg.conditional)
 
     def log(line: str) -> None:
         print(line, flush=True)
