@@ -208,10 +208,21 @@ class ProgressiveJob:
         self.progress.update(force=True, phase="training")
 
     def _figures(self, generator: keras.Model) -> dict[str, Any]:
+        figures: dict[str, Any]
+        if self.cfg.conditional:  # per category too, as export.release measures it
+
+            def by_category(z: np.ndarray, categories: np.ndarray) -> np.ndarray:
+                return np.asarray(generator([z, categories.astype(np.int32)], training=False))
+
+            figures = self.evaluator().figures_by_category(
+                by_category, self.cfg.eval_samples, 0, self.cfg.latent_dim
+            )
+            return {**figures, "classifier": self.classifier_path.name}
+
         def generate(z: np.ndarray) -> np.ndarray:
             return np.asarray(generator(z, training=False))
 
-        figures: dict[str, Any] = self.evaluator().figures(
+        figures = self.evaluator().figures(
             generate, self.cfg.eval_samples, latent_dim=self.cfg.latent_dim
         )
         return {**figures, "classifier": self.classifier_path.name}
