@@ -17,7 +17,7 @@ import pytest
 
 from fashion_core.contract import CATEGORIES_EN, CATEGORIES_ES, CATEGORY, COND_MODEL_NAME
 from fashion_core.dataset import FashionMNIST
-from tests.conftest import ENV, REPO
+from tests.conftest import ENV, JAX_TWO_CPUS, REPO
 
 LATENT = 100
 
@@ -159,13 +159,15 @@ def test_one_compiled_call_updates_both_networks_with_labels() -> None:
 
 @pytest.fixture(scope="module")
 def cond_version(tmp_path_factory: pytest.TempPathFactory, classifier_path: Path) -> Path:
-    """A smoke conditional run of the CLI, published with a tiny evaluation as version 1."""
+    """A smoke conditional run of the CLI, data parallel over two CPU devices (each replica
+    takes its slice of the labels too), published with a tiny evaluation as version 1."""
     root = tmp_path_factory.mktemp("cond")
     base = root / "models" / "fashion_gan_cond"
     proc = subprocess.run(
         [
             sys.executable, "-m", "training", "--profile", "smoke",
             "--set", "conditional=true", "--set", "train_samples=128", "--set", "eval_samples=40",
+            "--set", "devices=2",
             "--model-base-path", str(base), "--run-dir", str(root / "run"),
             "--keras-out", str(root / "g.keras"), "--classifier", str(classifier_path), "--quiet",
         ],
@@ -288,21 +290,23 @@ def jax_keras_file(tmp_path: Path) -> Iterator[Path]:
             sys.executable, "-m", "training", "--profile", "smoke",
             "--set", "conditional=true", "--set", "train_samples=64", "--set", "batch_size=16",
             "--set", "width=0.25", "--set", "ema_decay=0.99", "--set", "r1_gamma=1",
-            "--set", "r1_every=2", "--set", "steps_per_execution=2",
+            "--set", "r1_every=2", "--set", "steps_per_execution=2", "--set", "devices=2",
             "--run-dir", str(tmp_path / "run"), "--keras-out", str(tmp_path / "g.keras"),
             "--no-publish", "--quiet",
         ],
-        cwd=REPO, env={**ENV, "KERAS_BACKEND": "jax"}, capture_output=True, text=True,
+        cwd=REPO, env={**ENV, **JAX_TWO_CPUS}, capture_output=True, text=True,
         timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert json.loads((tmp_path / "run" / "state.json").read_text())["backend"] == "jax"
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["backend"] == "jax" and len(state["devices"]) == 2
     yield tmp_path / "g.keras"
 
 
 def test_jax_backend_trains_the_conditional_model(jax_keras_file: Path) -> None:
-    """Under JAX (in a process of its own): the step with labels, R1 and the EMA runs, and
-    the saved generator takes a category here under TensorFlow."""
+    """Under JAX (in a process of its own, data parallel over two CPU devices): the step with
+    labels, R1 and the EMA runs, and the saved generator takes a category here under
+    TensorFlow."""
     import keras
 
     g = keras.models.load_model(jax_keras_file, compile=False)
