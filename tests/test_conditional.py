@@ -264,7 +264,8 @@ def test_resume_of_a_conditional_run(tmp_path: Path, fashion: FashionMNIST) -> N
     cfg = make_config(
         "smoke", ["conditional=true", "train_samples=64", "batch_size=16", "width=0.25"]
     )
-    run_dir, lines = tmp_path / "run", []
+    run_dir = tmp_path / "run"
+    lines: list[str] = []
 
     def stop(epochs_done: int, _generator: Any) -> None:
         raise _Stop
@@ -314,3 +315,61 @@ def test_jax_backend_trains_the_conditional_model(jax_keras_file: Path) -> None:
     z = np.repeat(np.random.default_rng(0).standard_normal((1, LATENT)), 2, axis=0)
     out = np.asarray(g([z.astype(np.float32), np.array([0, 5], np.int32)], training=False))
     assert np.all(np.isfinite(out)) and not np.allclose(out[0], out[1])
+
+
+def test_a_conditional_version_is_scored_per_category(
+    cond_version: Path, classifier_path: Path, fashion: FashionMNIST
+) -> None:
+    """The evaluator scores a published conditional version through its signature (the
+    progressive gate's and ``python -m evaluation``'s path) as the card scored its generator."""
+    import keras
+
+    from evaluation.figures import Evaluator
+
+    card = json.loads((cond_version / "assets.extra" / "model_card.json").read_text())
+    classifier = keras.models.load_model(classifier_path, compile=False)
+    figures = Evaluator(fashion, classifier).figures_for_version(cond_version, 40)
+    assert figures["conditional"] is True
+    assert figures["fid"] == pytest.approx(card["quality"]["fid"], rel=1e-3)
+    assert figures["agreement_per_class"] == card["quality"]["agreement_per_class"]
+
+
+def test_progressive_candidates_are_scored_per_category(
+    tmp_path: Path, classifier_path: Path, fashion: FashionMNIST
+) -> None:
+    from fashion_core.progress import ProgressFile
+    from training.config import make_config
+    from training.model import build_generator
+    from training.progressive import ProgressiveJob
+
+    cfg = make_config("quick", ["conditional=true", "eval_samples=20"])
+    job = ProgressiveJob(
+        cfg, data=fashion, run_dir=tmp_path / "run", base_path=tmp_path / "models",
+        classifier_path=classifier_path, publish=lambda *_: 1, prune=list,
+        log=lambda _: None, progress=ProgressFile(None),
+    )  # fmt: skip
+    figures = job._figures(build_generator(width=0.5, num_classes=10))
+    assert figures["samples_per_class"] == [2] * 10 and len(figures["fid_per_class"]) == 10
+
+
+def test_export_cli_publishes_a_conditional_generator(cond_version: Path, tmp_path: Path) -> None:
+    """``python -m export`` (how a JAX run publishes) keeps the category: signature, card and
+    warm-up records under the conditional model's name."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    base = tmp_path / "fashion_gan_cond"
+    proc = subprocess.run(
+        [sys.executable, "-m", "export", "--generator", str(cond_version.parents[2] / "g.keras"),
+         "--model-base-path", str(base), "--no-eval"],
+        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    fn = tf.saved_model.load(str(base / "1")).signatures["serving_default"]
+    assert sorted(fn.structured_input_signature[1]) == ["category", "z"]
+    card = json.loads((base / "1" / "assets.extra" / "model_card.json").read_text())
+    assert card["conditional"] is True and len(card["categories"]) == 10
+    warmup = base / "1" / "assets.extra" / "tf_serving_warmup_requests"
+    raw = next(iter(tf.data.TFRecordDataset(str(warmup))))
+    request = prediction_log_pb2.PredictionLog.FromString(raw.numpy()).predict_log.request
+    assert request.model_spec.name == COND_MODEL_NAME and "category" in request.inputs
