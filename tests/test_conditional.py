@@ -373,3 +373,26 @@ def test_export_cli_publishes_a_conditional_generator(cond_version: Path, tmp_pa
     raw = next(iter(tf.data.TFRecordDataset(str(warmup))))
     request = prediction_log_pb2.PredictionLog.FromString(raw.numpy()).predict_log.request
     assert request.model_spec.name == COND_MODEL_NAME and "category" in request.inputs
+
+
+@pytest.mark.parametrize(
+    ("overrides", "base", "keras_out", "run_dir", "name"),
+    [
+        ([], "models/fashion_gan", "modelos/moda_generador.keras", "runs/quick", "fashion_gan"),
+        (["conditional=true"], "models/fashion_gan_cond", "modelos/moda_generador_cond.keras",
+         "runs/quick_cond", "fashion_gan_cond"),
+    ],
+)  # fmt: skip
+def test_a_conditional_run_has_defaults_of_its_own(
+    overrides: list[str], base: str, keras_out: str, run_dir: str, name: str
+) -> None:
+    from training.__main__ import fill_defaults, parse_args
+    from training.config import make_config
+
+    args = parse_args([])
+    assert fill_defaults(args, make_config("quick", overrides)) == Path(run_dir)
+    assert (args.model_base_path, args.keras_out) == (Path(base), Path(keras_out))
+    assert args.model_name == name
+    given = parse_args(["--model-base-path", "elsewhere", "--model-name", "other"])
+    fill_defaults(given, make_config("quick", overrides))
+    assert (given.model_base_path, given.model_name) == (Path("elsewhere"), "other")

@@ -6,10 +6,10 @@ Profiles: seed (the original recipe, 50 epochs), smoke (seconds, for tests), qui
 garments in minutes on 2 CPU cores), default (the best recipe). ``--set key=value`` overrides one
 field of the profile (unknown keys are errors). Killing the command and running it again goes on
 from the last finished epoch in --run-dir. ``--set conditional=true`` trains the class-conditional
-model (designs on request by category), served under its own name and base path:
+model (designs on request by category), published under its own name, base path, run
+folder and .keras file unless the options name others:
 
-    python -m training --profile quick --set conditional=true \
-        --model-base-path models/fashion_gan_cond --run-dir runs/quick_cond
+    python -m training --profile quick --set conditional=true    # to models/fashion_gan_cond
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from fashion_core.cards import training_section
 from fashion_core.dataset import DataError
 from fashion_core.progress import ProgressFile
 from fashion_core.quiet import quiet_tensorflow
-from training.config import PROFILES, ConfigError, make_config
+from training.config import PROFILES, ConfigError, TrainConfig, make_config
 from training.publishing import (
     PublishFailed,
     export_elsewhere,
@@ -55,22 +55,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--model-base-path",
         type=Path,
-        default=Path("models/fashion_gan"),
-        help="TF Serving base path; the new version goes to <base>/<next integer>/",
+        default=None,
+        help="TF Serving base path; the new version goes to <base>/<next integer>/ (default: "
+        "models/fashion_gan, models/fashion_gan_cond for a conditional run)",
     )
     add_release_options(p)
     p.add_argument(
         "--run-dir",
         type=Path,
         default=None,
-        help="checkpoints, sample sheets and state.json (default: runs/<profile>)",
+        help="checkpoints, sample sheets and state.json (default: runs/<profile>, "
+        "runs/<profile>_cond for a conditional run)",
     )
     p.add_argument("--fresh", action="store_true", help="discard an unfinished run in --run-dir")
     p.add_argument(
         "--keras-out",
         type=Path,
-        default=Path("modelos/moda_generador.keras"),
-        help="where the generator is also saved as a .keras file",
+        default=None,
+        help="where the generator is also saved as a .keras file (default: "
+        "modelos/moda_generador.keras, modelos/moda_generador_cond.keras for a conditional run)",
     )
     p.add_argument("--no-publish", action="store_true", help="train only; publish nothing")
     p.add_argument(
@@ -90,6 +93,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def fill_defaults(args: argparse.Namespace, cfg: TrainConfig) -> Path:
+    """Fill in the options left to their defaults; returns the run folder. A conditional run's
+    are its own: never a version of another signature in the first model's base path, nor its
+    generator over the first one's .keras file, nor its run in the first one's folder."""
+    kind = "_cond" if cfg.conditional else ""
+    args.model_name = model_name(args, cfg.conditional)
+    args.model_base_path = args.model_base_path or Path("models") / f"fashion_gan{kind}"
+    args.keras_out = args.keras_out or Path(f"modelos/moda_generador{kind}.keras")
+    return Path(args.run_dir or Path("runs") / f"{cfg.profile}{kind}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_tensorflow()  # no CUDA probing noise on a CPU machine
@@ -98,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    args.model_name = model_name(args, cfg.conditional)
+    run_dir = fill_defaults(args, cfg)
 
     def log(line: str) -> None:
         print(line, flush=True)
@@ -118,7 +132,6 @@ def main(argv: list[str] | None = None) -> int:
     from training.progressive import BudgetOnly
     from training.train import train
 
-    run_dir = args.run_dir or Path("runs") / cfg.profile
     source = data.folder or data.source
     log(f"Perfil {cfg.profile}: {cfg.epochs} épocas, lote {cfg.batch_size}, datos {source}")
     progress = ProgressFile(args.progress_file)
