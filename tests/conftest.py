@@ -10,7 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -18,6 +18,9 @@ from fashion_core.dataset import FashionMNIST
 from gateway.app import create_app
 from tests.fashion_data import keras_cache, local_copy
 from tests.servers import BACKENDS, ModelServer, model_server, serve, settings_for
+
+if TYPE_CHECKING:
+    from tests.standin_support import Models
 
 REPO = Path(__file__).resolve().parents[1]
 # the local copy of the data when there is one (tests/fashion_data.py), else Keras' cache
@@ -153,6 +156,14 @@ def gateways(server: ModelServer, smoke_base: Path) -> Iterator[dict[str, str]]:
     finally:
         for ctx in contexts:
             ctx.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
+    """The stand-in tests' SavedModels (tests/standin_support.py), built once per session."""
+    from tests.standin_support import build_models
+
+    return build_models(tmp_path_factory.mktemp("saved"))
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,6 @@ from tests.standin_support import (
     MODEL,
     TIMEOUT,
     Models,
-    build_models,
     latents,
     predict_request,
     rest_error,
@@ -43,11 +42,6 @@ from tests.standin_support import (
 from tfserving_standin.harness import StandIn, publish_version
 
 PREDICT = f"/v1/models/{MODEL}:predict"
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
-    return build_models(tmp_path_factory.mktemp("saved"))
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,6 @@ from tests.standin_support import (
     MODEL,
     SPLIT,
     Models,
-    build_models,
     latents,
     predict_request,
     rest_error,
@@ -57,11 +56,6 @@ class Fleet:
     batched: StandIn  # tight limits; model "gan2" from a polled config file, as compose runs it
     split: StandIn  # enable_large_batch_splitting, one batch thread, REST timeout 3 s
     gan2_config: Path
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
-    return build_models(tmp_path_factory.mktemp("saved"))
 
 
 @pytest.fixture(scope="module")

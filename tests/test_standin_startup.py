@@ -19,7 +19,6 @@ from tests.standin_support import (
     MODEL,
     TIMEOUT,
     Models,
-    build_models,
     latents,
     rest_get,
     rest_post,
@@ -68,11 +67,6 @@ class Fleet:
     @property
     def grpc_socket(self) -> Path:
         return self.root / "grpc.sock"
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
-    return build_models(tmp_path_factory.mktemp("saved"))
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,6 @@ from tests.standin_support import (
     COMMON_FLAGS,
     TIMEOUT,
     Models,
-    build_models,
     latents,
     predict_request,
     reload_request,
@@ -73,11 +72,6 @@ class Fleet:
     @property
     def poll_base(self) -> Path:
         return self.root / "poll"
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
-    return build_models(tmp_path_factory.mktemp("saved"))
 
 
 @pytest.fixture(scope="module")
