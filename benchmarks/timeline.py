@@ -115,6 +115,7 @@ def score_cmd(args: argparse.Namespace) -> int:
 
     from evaluation.classifier import default_path, load_or_train_classifier
     from evaluation.figures import Evaluator
+    from export.zcategory import category_from_z
     from fashion_core.dataset import NUM_CLASSES, load
     from training.model import build_generator
 
@@ -125,9 +126,14 @@ def score_cmd(args: argparse.Namespace) -> int:
         recipe = json.loads((out / RECIPE).read_text())
         cfg = recipe["config"]
         conditional = bool(cfg.get("conditional", False))
+        from_z = bool(cfg.get("category_from_z", False)) and not conditional
         generator = build_generator(
-            cfg["latent_dim"], cfg["width"], num_classes=NUM_CLASSES if conditional else 0
+            cfg["latent_dim"],
+            cfg["width"],
+            num_classes=NUM_CLASSES if conditional or from_z else 0,
         )
+        # a category_from_z run is scored as the first model serves it: z alone
+        scored = category_from_z(generator, NUM_CLASSES) if from_z else generator
         scored_path = out / f"scores_{args.tag}.jsonl"
         done = {r["step"] for r in read_index_file(scored_path)}
         for line in read_index(out):
@@ -142,7 +148,7 @@ def score_cmd(args: argparse.Namespace) -> int:
                     generate_with(generator), args.samples, args.eval_seed
                 )
             else:
-                figures = evaluator.figures(generate_with(generator), args.samples, args.eval_seed)
+                figures = evaluator.figures(generate_with(scored), args.samples, args.eval_seed)
             row = {**line, **figures}
             with scored_path.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")

@@ -118,7 +118,7 @@ def trainer(
         cfg.latent_dim,
         cfg.steps_per_execution,
         0,
-        labels=labels if cfg.conditional else None,
+        labels=labels if cfg.labelled else None,
     )
     epoch = 0
     chunks = prefetched(feed.chunks(epoch))

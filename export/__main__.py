@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from export.release import record_in_run, release
     from export.signature import is_conditional
+    from export.zcategory import CategoryFromZ  # noqa: F401  (a .keras file may hold one)
     from fashion_core.cards import training_section
     from fashion_core.dataset import load
     from fashion_core.progress import ProgressFile

@@ -11,6 +11,7 @@ from typing import Any
 
 import keras
 
+from export.zcategory import category_from_z, inner
 from fashion_core.dataset import NUM_CLASSES
 from training.config import TrainConfig
 from training.model import build_discriminator, build_generator
@@ -46,7 +47,7 @@ def all_variables(net: keras.Model) -> list[Any]:
 
 def num_classes(cfg: TrainConfig) -> int:
     """The categories a conditional run's networks take; 0 = unconditional."""
-    return NUM_CLASSES if cfg.conditional else 0
+    return NUM_CLASSES if cfg.labelled else 0
 
 
 def build_parts(cfg: TrainConfig) -> Parts:
@@ -118,5 +119,13 @@ def ema_decay_at(cfg: TrainConfig, step: Any) -> Any:
 def float32_generator(net: keras.Model, cfg: TrainConfig) -> keras.Model:
     """A float32 copy of ``net`` for saving and export, whatever precision trained it."""
     out = build_generator(cfg.latent_dim, cfg.width, dtype="float32", num_classes=num_classes(cfg))
-    out.set_weights(net.get_weights())  # variables are float32 under mixed precision too
-    return out
+    out.set_weights(inner(net).get_weights())  # variables are float32 under mixed precision too
+    return served(out, cfg)
+
+
+def served(net: keras.Model, cfg: TrainConfig) -> keras.Model:
+    """``net`` as its model serves it: a ``category_from_z`` run's conditional generator behind
+    the first model's signature, z alone (export/zcategory.py); any other generator as it is."""
+    if cfg.category_from_z and not cfg.conditional and inner(net) is net:
+        return category_from_z(net, NUM_CLASSES)
+    return net

@@ -208,7 +208,10 @@ class ProgressiveJob:
         self.progress.update(force=True, phase="training")
 
     def _figures(self, generator: keras.Model) -> dict[str, Any]:
+        from training.parts import served
+
         figures: dict[str, Any]
+        generator = served(generator, self.cfg)  # scored as it will be served
         if self.cfg.conditional:  # per category too, as export.release measures it
 
             def by_category(z: np.ndarray, categories: np.ndarray) -> np.ndarray:

@@ -109,7 +109,7 @@ def _make_run(parts: Parts, cfg: TrainConfig, strategy: tf.distribute.Strategy) 
         steps = tf.cast(k, tf.float32)
         return g_sum / steps, d_sum / steps
 
-    if cfg.conditional:  # the labels of the real images, the categories asked of G
+    if cfg.labelled:  # the labels of the real images, the categories asked of G
         classes = tf.TensorSpec([None, batch], tf.int32)
 
         @tf.function(input_signature=[*spec, classes, classes], jit_compile=cfg.jit_compile)  # type: ignore[untyped-decorator]

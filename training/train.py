@@ -62,7 +62,7 @@ def sheet_inputs(cfg: TrainConfig) -> tuple[Any, int, int]:
     """(the generator's fixed inputs, rows, cols) of the per-epoch sheet. A conditional run's
     sheet has one row per category, the same COND_SHEET_COLS latents in every row: each column
     is one idea drawn as every category."""
-    if not cfg.conditional:
+    if not cfg.labelled:
         return fixed_noise(cfg), SHEET_ROWS, SHEET_COLS
     rng = np.random.default_rng(cfg.seed)
     z = rng.standard_normal((COND_SHEET_COLS, cfg.latent_dim)).astype(np.float32)
@@ -151,7 +151,7 @@ def train(
     batch = cfg.batch_at(initial)
     runner = placement.runner(parts, replace(cfg, batch_size=batch))
     images = data.x_train[: cfg.train_samples] if cfg.train_samples else data.x_train
-    labels = data.y_train[: len(images)] if cfg.conditional else None
+    labels = data.y_train[: len(images)] if cfg.labelled else None
     feed = Feed.from_uint8(
         images, batch, cfg.latent_dim, cfg.steps_per_execution, cfg.seed, cfg.epoch_images, labels
     )
