@@ -1,9 +1,15 @@
 """TF Serving's ``models.config`` (text ModelServerConfig): read one model's version policy and
 labels, and rewrite them atomically. Protobuf only, no TensorFlow: the rollout tool writes it,
-the embedded gateway reads its labels, TF Serving reads the same file."""
+the embedded gateway reads its labels, TF Serving reads the same file.
+
+One file serves several models (fashion_gan, fashion_gan_cond); every change here is to one
+model's entry and copies the others as they are. TF Serving waits at start-up until every
+model listed has a version, so a fresh volume starts with ``startable`` entries only, and a
+model joins the file (``with_entry`` adds it) once it has a version to serve."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +17,8 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from fashion_core import atomic
+
+ModelServerConfig = model_server_config_pb2.ModelServerConfig
 
 HEADER = (
     "# TensorFlow Serving model config, written by `python -m export.rollout`.\n"
@@ -69,17 +77,52 @@ def read(
 def with_entry(
     config: model_server_config_pb2.ModelServerConfig, entry: ModelEntry
 ) -> model_server_config_pb2.ModelServerConfig:
-    """A copy of ``config`` whose model ``entry.name`` has entry's policy and labels."""
+    """A copy of ``config`` whose model ``entry.name`` has entry's policy and labels (added at
+    the end when the config has no such model yet); every other model is copied unchanged."""
     out = model_server_config_pb2.ModelServerConfig()
     out.CopyFrom(config)
-    for model in out.model_config_list.config:
-        if model.name == entry.name:
-            model.model_version_policy.Clear()
-            model.model_version_policy.specific.versions.extend(sorted(set(entry.versions)))
-            model.version_labels.clear()
-            for label, version in sorted(entry.labels.items()):
-                model.version_labels[label] = version
+    found = [m for m in out.model_config_list.config if m.name == entry.name]
+    if not found:
+        model = out.model_config_list.config.add(
+            name=entry.name, base_path=entry.base_path, model_platform="tensorflow"
+        )
+        found = [model]
+    for model in found:
+        model.model_version_policy.Clear()
+        model.model_version_policy.specific.versions.extend(sorted(set(entry.versions)))
+        model.version_labels.clear()
+        for label, version in sorted(entry.labels.items()):
+            model.version_labels[label] = version
     return out
+
+
+def startable(
+    config: model_server_config_pb2.ModelServerConfig,
+    has_version: Callable[[str], bool],
+    always: Collection[str] = (),
+) -> model_server_config_pb2.ModelServerConfig:
+    """The models of ``config`` TF Serving can start with: those whose base path
+    ``has_version``, and those named in ``always`` (the one the trainer trains on a miss: TF
+    Serving keeps its ports closed until that first version lands, as a fresh volume should)."""
+    out = model_server_config_pb2.ModelServerConfig()
+    out.CopyFrom(config)
+    kept = [
+        m for m in config.model_config_list.config if m.name in always or has_version(m.base_path)
+    ]
+    del out.model_config_list.config[:]
+    out.model_config_list.config.extend(kept)
+    return out
+
+
+def seed_text(template: str, has_version: Callable[[str], bool], always: Collection[str]) -> str:
+    """The models.config a fresh volume starts with: ``template`` as it is when every model in
+    it can start, else its comments and its ``startable`` models."""
+    config = parse(template, "the models.config template")
+    start = startable(config, has_version, always)
+    if start == config:
+        return template
+    comments = "".join(line for line in template.splitlines(True) if line.startswith("#"))
+    return comments + str(text_format.MessageToString(start))
 
 
 def render(config: model_server_config_pb2.ModelServerConfig) -> str:

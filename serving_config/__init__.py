@@ -1,4 +1,5 @@
-"""TensorFlow Serving configuration for the ``fashion_gan`` model (text protos).
+"""TensorFlow Serving configuration for the ``fashion_gan`` and ``fashion_gan_cond`` models (text
+protos).
 
 The files here are what the server reads; compose mounts this folder at ``/config`` and
 Kubernetes ships the same text in a ConfigMap (``deploy/k8s/serving-config.yaml``)::
@@ -7,8 +8,9 @@ Kubernetes ships the same text in a ConfigMap (``deploy/k8s/serving-config.yaml`
         --enable_batching=true --batching_parameters_file=/config/batching.config \\
         --monitoring_config_file=/config/monitoring.config ...
 
-``models.config`` is the starting file: versions 1 and 2 kept, labels stable -> 1 and canary -> 2.
-The rollout tooling rewrites it atomically and TF Serving re-reads it on its poll.
+``models.config`` is the starting file: for each model versions 1 and 2 kept, stable -> 1 and
+canary -> 2. The trainer seeds a fresh volume with the models that can start (see
+training/jobserver.py); the rollout tooling rewrites it atomically and TF Serving re-reads it.
 """
 
 from __future__ import annotations

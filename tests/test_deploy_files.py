@@ -42,6 +42,7 @@ DOCKERFILES = {
 }
 TF_SERVING_IMAGE = "tensorflow/serving:2.21.0"  # pairs with tensorflow 2.21 used for export
 MODEL_BASE_PATH = "/models/fashion_gan"
+COND_BASE_PATH = "/models/fashion_gan_cond"
 REQUIRED_TFSERVING_FLAGS = {
     "--port": "8500",
     "--rest_api_port": "8501",
@@ -523,6 +524,7 @@ def test_expected_resources(k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
         ("Deployment", "trainer"),
         ("Service", "trainer"),
         ("Job", "fashion-gan-train-"),
+        ("Job", "fashion-gan-cond-train-"),
         ("PersistentVolumeClaim", "fashion-gan-models"),
         ("PersistentVolumeClaim", "fashion-gan-trainer-work"),
         ("ConfigMap", "tfserving-config"),
@@ -606,7 +608,11 @@ def test_models_pvc_is_read_only_except_for_training(
 ) -> None:
     pvc = k8s[("PersistentVolumeClaim", "fashion-gan-models")]
     assert "ReadWriteMany" in pvc["spec"]["accessModes"]
-    writers = {("Deployment", "trainer"), ("Job", "fashion-gan-train-")}
+    writers = {
+        ("Deployment", "trainer"),
+        ("Job", "fashion-gan-train-"),
+        ("Job", "fashion-gan-cond-train-"),
+    }
     for key in [*writers, ("Deployment", "tfserving"), ("Deployment", "gateway")]:
         resource = k8s[key]
         mount = volume_mount(containers(resource)[0], "/models")
@@ -617,20 +623,24 @@ def test_models_pvc_is_read_only_except_for_training(
         assert volume["persistentVolumeClaim"].get("readOnly", False) is read_only, key
 
 
-def test_training_job(k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
-    job = k8s[("Job", "fashion-gan-train-")]
+@pytest.mark.parametrize(
+    ("name", "flags"),
+    [
+        ("fashion-gan-train-", ["--model-base-path", MODEL_BASE_PATH]),
+        (
+            "fashion-gan-cond-train-",
+            ["--set", "conditional=true", "--model-base-path", COND_BASE_PATH],
+        ),
+    ],
+)
+def test_training_job(
+    k8s: dict[tuple[str, str], dict[str, Any]], name: str, flags: list[str]
+) -> None:
+    job = k8s[("Job", name)]
     pod = job["spec"]["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
     (train,) = pod["containers"]
-    assert train["command"] == [
-        "python",
-        "-m",
-        "training",
-        "--profile",
-        "default",
-        "--model-base-path",
-        MODEL_BASE_PATH,
-    ]
+    assert train["command"] == ["python", "-m", "training", "--profile", "default", *flags]
     (runner,) = containers(k8s[("Deployment", "trainer")])
     assert train["image"] == runner["image"]
     assert {e["name"]: e["value"] for e in train["env"]}["KERAS_HOME"] == "/data/keras"
@@ -672,6 +682,49 @@ def test_k8s_trainer_seeds_the_config_every_replica_reads(
     assert volume["configMap"]["name"] == "tfserving-config" and config["readOnly"] is True
 
 
+def _base_paths_tfserving_reads(mount_target: str) -> list[str]:
+    text = serving_config.MODELS_CONFIG.read_text()
+    from fashion_core.models_config import parse
+
+    paths = [m.base_path for m in parse(text).model_config_list.config]
+    assert all(p.startswith(mount_target + "/") for p in paths), paths
+    return [p.removeprefix(mount_target + "/") for p in paths]
+
+
+@pytest.mark.parametrize("variant", ["cpu", "gpu"])
+def test_compose_serves_both_models(
+    variant: str, compose: dict[str, Any], compose_gpu: dict[str, Any]
+) -> None:
+    """One TF Serving serves fashion_gan and fashion_gan_cond: both base paths are on the
+    models volume it mounts, which the trainer (the one writer) mounts too, and the template
+    the trainer seeds from is the one that lists both."""
+    services = (compose if variant == "cpu" else compose_gpu)["services"]
+    tfs, trainer = services["tfserving"], services["trainer"]
+    assert _base_paths_tfserving_reads("/models") == ["fashion_gan", "fashion_gan_cond"]
+    assert mounts(tfs, "/models")["source"] == mounts(trainer, "/models")["source"] == "models"
+    assert mounts(trainer, "/models").get("read_only", False) is False
+    assert tfs["command"] == compose_command()  # the GPU override changes the image only
+    template = trainer["command"][trainer["command"].index("--models-config-template") + 1]
+    assert template == serving_config.CONTAINER_CONFIG_DIR + "/" + serving_config.MODELS_CONFIG.name
+
+
+def test_k8s_serves_both_models(k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """The ConfigMap's models.config lists both models on the PVC every replica mounts at
+    /models; each model has a training Job that publishes to its base path."""
+    data = k8s[("ConfigMap", "tfserving-config")]["data"]["models.config"]
+    assert data == serving_config.MODELS_CONFIG.read_text()
+    assert _base_paths_tfserving_reads("/models") == ["fashion_gan", "fashion_gan_cond"]
+    (tfs,) = containers(k8s[("Deployment", "tfserving")])
+    volume_mount(tfs, "/models")
+    for job, base in (
+        ("fashion-gan-train-", MODEL_BASE_PATH),
+        ("fashion-gan-cond-train-", COND_BASE_PATH),
+    ):
+        (train,) = containers(k8s[("Job", job)])
+        assert train["command"][train["command"].index("--model-base-path") + 1] == base
+        assert volume_mount(train, "/models").get("readOnly", False) is False
+
+
 def test_readme_real_server_recipe_uses_the_compose_flags() -> None:
     readme = (ROOT / "README.md").read_text()
     block = next(b for b in readme.split("```") if "tensorflow/serving:" in b and "docker run" in b)
@@ -697,7 +750,7 @@ def test_compose_services_are_locked_down(compose: dict[str, Any], name: str) ->
 
 def test_k8s_containers_are_locked_down(k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
     workloads = [doc for (kind, _), doc in k8s.items() if kind in ("Deployment", "Job")]
-    assert len(workloads) == 4
+    assert len(workloads) == 5
     for resource in workloads:
         pod = resource["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
@@ -776,7 +829,7 @@ def test_no_pod_mounts_a_service_account_token(
     k8s: dict[tuple[str, str], dict[str, Any]],
 ) -> None:
     workloads = [doc for (kind, _), doc in k8s.items() if kind in ("Deployment", "Job")]
-    assert len(workloads) == 4
+    assert len(workloads) == 5
     for resource in workloads:  # none of them calls the Kubernetes API
         pod = resource["spec"]["template"]["spec"]
         assert pod["automountServiceAccountToken"] is False, resource["metadata"]

@@ -24,6 +24,7 @@ from tfserving_standin.config_protos import (
 )
 
 MODEL_NAME = "fashion_gan"
+COND_MODEL_NAME = "fashion_gan_cond"
 SHEET = 9  # the gateway sends sheets of 9 latents
 
 
@@ -48,20 +49,21 @@ def parse_monitoring(messages: dict[str, Any], text: str) -> Any:
 # --- models.config ---------------------------------------------------------------------------
 
 
-def test_models_config_serves_fashion_gan_from_absolute_base_path() -> None:
+def test_models_config_serves_both_models_from_absolute_base_paths() -> None:
     cfg = parse_models_config(serving_config.MODELS_CONFIG.read_text())
     assert cfg.WhichOneof("config") == "model_config_list"
     models = list(cfg.model_config_list.config)
-    assert [m.name for m in models] == [MODEL_NAME]
-    model = models[0]
-    assert PurePosixPath(model.base_path).is_absolute()
-    assert model.base_path == f"/models/{MODEL_NAME}"
-    assert model.model_platform == "tensorflow"
+    assert [m.name for m in models] == [MODEL_NAME, COND_MODEL_NAME]
+    for model in models:
+        assert PurePosixPath(model.base_path).is_absolute()
+        assert model.base_path == f"/models/{model.name}"  # both on the models volume
+        assert model.model_platform == "tensorflow"
 
 
-def test_models_config_labels_point_at_kept_versions() -> None:
+@pytest.mark.parametrize("index", [0, 1])
+def test_models_config_labels_point_at_kept_versions(index: int) -> None:
     cfg = parse_models_config(serving_config.MODELS_CONFIG.read_text())
-    model = cfg.model_config_list.config[0]
+    model = cfg.model_config_list.config[index]
     policy = model.model_version_policy
     # a `latest` or `all` policy would make a label's target depend on what is on disk
     assert policy.WhichOneof("policy_choice") == "specific"
@@ -70,6 +72,45 @@ def test_models_config_labels_point_at_kept_versions() -> None:
     assert set(labels) == {"stable", "canary"}
     assert set(labels.values()) <= kept, f"labels {labels} name versions outside {sorted(kept)}"
     assert labels["stable"] != labels["canary"]
+
+
+def test_both_models_follow_one_scheme() -> None:
+    first, cond = parse_models_config(
+        serving_config.MODELS_CONFIG.read_text()
+    ).model_config_list.config
+    assert first.model_version_policy == cond.model_version_policy
+    assert dict(first.version_labels) == dict(cond.version_labels)
+
+
+def test_models_config_is_in_the_form_the_rollout_writes() -> None:
+    """The rollout rewrites the whole file from the parsed config (text_format); a template in
+    that same form keeps the entry of the model it does not touch byte for byte."""
+    text = serving_config.MODELS_CONFIG.read_text()
+    body = "".join(line for line in text.splitlines(True) if not line.startswith("#"))
+    assert text_format.MessageToString(parse_models_config(text)) == body
+
+
+def test_a_fresh_volume_starts_with_the_models_that_can_load(tmp_path: Path) -> None:
+    """TF Serving waits at start-up until every model listed has a version: the trainer's
+    copy lists the model it trains on a miss and any other that has a version already."""
+    from fashion_core.models_config import parse
+    from training.jobserver import seed_models_config
+
+    models = tmp_path / "models"
+    live = models / "models.config"
+    template = tmp_path / "template.config"
+    template.write_text(
+        serving_config.MODELS_CONFIG.read_text().replace('"/models/', f'"{models}/')
+    )
+    assert seed_models_config(live, template, models / MODEL_NAME)
+    assert [m.name for m in parse(live.read_text()).model_config_list.config] == [MODEL_NAME]
+    assert live.read_text().startswith("# TensorFlow Serving model config")
+    assert not seed_models_config(live, template, models / MODEL_NAME)  # never overwritten
+
+    live.unlink()
+    (models / COND_MODEL_NAME / "1").mkdir(parents=True)  # the conditional model has one
+    assert seed_models_config(live, template, models / MODEL_NAME)
+    assert live.read_text() == template.read_text()  # both: the template as it is
 
 
 def test_models_config_typo_is_rejected() -> None:

@@ -19,6 +19,9 @@ from pathlib import Path
 import yaml
 
 import serving_config
+from fashion_core.contract import MODEL_NAME
+from fashion_core.models_config import seed_text
+from fashion_core.versions import list_versions
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"
@@ -57,15 +60,22 @@ class Mounts:
 
 def prepare_mounts(root: Path, models_config: str | None = None) -> Mounts:
     """Folders as a fresh deployment has them: /config holds serving_config's batching and
-    monitoring files, /models an empty base path and the starting models.config (what the
-    trainer seeds on a fresh volume), with its base_path remapped to the host folder.
+    monitoring files, /models an empty base path and the starting models.config as the
+    trainer seeds it on a fresh volume (training/jobserver.py: the model it trains on a miss,
+    fashion_gan, and none without a version), with its base_path remapped to the host folder.
     ``models_config`` replaces that starting text (container paths, remapped too)."""
     mounts = Mounts(root / "models", root / "config")
     mounts.base_path.mkdir(parents=True, exist_ok=True)
     mounts.config.mkdir(parents=True, exist_ok=True)
     for name in ("batching.config", "monitoring.config"):
         shutil.copy(serving_config.config_path(name), mounts.config / name)
-    write_models_config(mounts, models_config or serving_config.MODELS_CONFIG.read_text())
+    if models_config is None:
+        models_config = seed_text(
+            serving_config.MODELS_CONFIG.read_text(),
+            lambda base: bool(list_versions(Path(mounts.host_path(base)))),
+            always=(MODEL_NAME,),
+        )
+    write_models_config(mounts, models_config)
     return mounts
 
 

@@ -13,7 +13,9 @@ has no TensorFlow (docker compose, Kubernetes). No TensorFlow import here either
 Without a token it starts only on a loopback address (anyone who reaches it could start
 trainings that take hours of CPU). With ``--models-config``, a volume that has no models.config
 yet (a first start) gets a copy of the template: TF Serving waits for that file, and the rollout
-tool changes it later, so it is written only when missing.
+tool changes it later, so it is written only when missing. The copy lists the models TF Serving
+can start with: the one this runner trains (--model-base-path) and any other that already has a
+version; the rest join with their first rollout (the server would wait for them for ever).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from fashion_core import atomic
 from fashion_core.auth import AuthError, BodyError, check_bearer, profile_from_body
 from fashion_core.contract import PROFILES
 from fashion_core.jobs import TrainingJobs
+from fashion_core.models_config import seed_text
+from fashion_core.versions import list_versions
 
 MAX_BODY = 4096
 
@@ -90,12 +94,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def seed_models_config(path: Path, template: Path) -> bool:
-    """Copy ``template`` to ``path`` unless ``path`` exists; True when it was written."""
+def seed_models_config(path: Path, template: Path, trains: Path | None = None) -> bool:
+    """Copy ``template`` to ``path`` unless ``path`` exists, with the models TF Serving can
+    start with (``trains``: the base path this runner publishes to); True when written."""
     if path.exists():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(path, template.read_text())
+
+    def has_version(base_path: str) -> bool:
+        return base_path == str(trains) or bool(list_versions(Path(base_path)))
+
+    atomic.write_text(path, seed_text(template.read_text(), has_version, ()))
     return True
 
 
@@ -127,7 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     template = args.models_config_template
-    if args.models_config and template and seed_models_config(args.models_config, template):
+    if (
+        args.models_config
+        and template
+        and seed_models_config(args.models_config, template, args.model_base_path)
+    ):
         print(f"jobserver: wrote the starting {args.models_config}", file=sys.stderr)
     # a progressive job never prunes the versions TF Serving's config names (labels, policy)
     extra = ("--model-config-file", str(args.models_config)) if args.models_config else ()

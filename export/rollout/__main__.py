@@ -6,6 +6,12 @@
     python -m export.rollout ... promote       # stable -> the canary's version
     python -m export.rollout ... rollback      # stable -> the previous stable version
     python -m export.rollout ... retire --keep 3
+    python -m export.rollout --model fashion_gan_cond ... stable 1   # the conditional model
+
+Each run changes one model's entry of models.config (--model, default fashion_gan) and copies
+the others byte for byte. A model the file does not list yet (the conditional one on a volume
+seeded before it had a version) joins it with its entry from --template (/config/models.config,
+the starting file) on its first `canary N` or `stable N`.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from export.rollout import RolloutError
 from export.rollout.actions import CANARY, STABLE, Rollout
 from export.rollout.replicas import Replicas, expand
 from export.rollout.store import ConfigStore
-from fashion_core.contract import MODEL_NAME
+from fashion_core.contract import COND_MODEL_NAME, MODEL_NAME
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -33,7 +39,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=Path("/models/models.config"),
         help="the models.config every TF Serving replica reads (on the models volume)",
     )
-    p.add_argument("--model-name", default=MODEL_NAME)
+    p.add_argument(
+        "--model",
+        "--model-name",
+        dest="model",
+        default=MODEL_NAME,
+        help=f"the model whose labels and versions change ({MODEL_NAME}, {COND_MODEL_NAME})",
+    )
+    p.add_argument(
+        "--template",
+        type=Path,
+        default=Path("/config/models.config"),
+        help="the starting models.config: where a model the live file lacks takes its entry",
+    )
     p.add_argument(
         "--model-base-path",
         type=Path,
@@ -76,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         replicas = Replicas(
             expand(args.rest_url or ["http://localhost:8501"], args.replicas_from_dns),
-            args.model_name,
+            args.model,
             args.timeout,
         )
-        store = ConfigStore(args.config, args.model_name, replicas)
+        store = ConfigStore(args.config, args.model, replicas, template=args.template)
         with store.locked(wait_s=args.timeout):
             base = args.model_base_path or Path(store.entry().base_path)
             ops = Rollout(store, base)

@@ -28,7 +28,7 @@ class Rollout:
     ) -> None:
         self.store, self.base_path, self.log = store, base_path, log
         self.replicas: Replicas = store.replicas
-        self.history = History(store.path)
+        self.history = History(store.path, store.model)
 
     def point(self, label: str, version: int, force: bool, compare: bool = True) -> int | None:
         """Load ``version`` on every replica, then move ``label`` to it; returns the version

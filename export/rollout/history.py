@@ -1,15 +1,19 @@
-"""The stable versions of the past, newest last, beside models.config (rollback targets)."""
+"""The stable versions of the past, newest last, beside models.config (rollback targets): one
+file per model, so rolling one model back never picks a version of the other."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from fashion_core import atomic
+from fashion_core.contract import MODEL_NAME
 
 
 class History:
-    def __init__(self, config_path: Path) -> None:
-        self.path = config_path.with_name(f"{config_path.stem}.history.json")
+    def __init__(self, config_path: Path, model: str = MODEL_NAME) -> None:
+        # the first model keeps the name its history has always had
+        kind = "" if model == MODEL_NAME else f".{model}"
+        self.path = config_path.with_name(f"{config_path.stem}{kind}.history.json")
 
     def stables(self) -> list[int]:
         data = atomic.read_json(self.path, {})

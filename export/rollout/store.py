@@ -1,5 +1,7 @@
 """models.config as the rollout changes it: under a lock, one accepted change at a time, each
-confirmed on every replica or written back exactly as it was."""
+confirmed on every replica or written back exactly as it was. Only this model's entry changes;
+the other models' entries are copied as they are. A model the file does not list yet takes its
+entry from the template, with nothing kept or labelled until its first change."""
 
 from __future__ import annotations
 
@@ -12,14 +14,29 @@ from pathlib import Path
 from export.rollout import RolloutError
 from export.rollout.replicas import Replicas
 from fashion_core import atomic, locks
-from fashion_core.models_config import ConfigFileError, ModelEntry, read, with_entry, write
+from fashion_core.models_config import (
+    ConfigFileError,
+    ModelEntry,
+    ModelServerConfig,
+    entry_of,
+    parse,
+    read,
+    with_entry,
+    write,
+)
 
 
 class ConfigStore:
     def __init__(
-        self, path: Path, model: str, replicas: Replicas, log: Callable[[str], None] = print
+        self,
+        path: Path,
+        model: str,
+        replicas: Replicas,
+        log: Callable[[str], None] = print,
+        template: Path | None = None,
     ) -> None:
         self.path, self.model, self.replicas, self.log = path, model, replicas, log
+        self.template = template
         self.lock_path = path.with_name(f".{path.name}.lock")
 
     @contextmanager
@@ -39,16 +56,32 @@ class ConfigStore:
 
     def entry(self) -> ModelEntry:
         try:
-            return read(self.path, self.model)[1]
+            return self._read()[1]
         except ConfigFileError as exc:
             raise RolloutError(str(exc)) from None
+
+    def _read(self) -> tuple[ModelServerConfig, ModelEntry]:
+        """The live config and this model's entry: from the file, else (a model not served
+        yet) the template's base path with no versions and no labels."""
+        try:
+            text = self.path.read_text()
+        except OSError as exc:
+            raise ConfigFileError(f"cannot read {self.path}: {exc.strerror}.") from None
+        config = parse(text, str(self.path))
+        try:
+            return config, entry_of(config, self.model)
+        except ConfigFileError:
+            if self.template is None or not self.template.is_file():
+                raise ConfigFileError(f"{self.path} has no model named {self.model!r}.") from None
+        starting = read(self.template, self.model)[1]
+        return config, ModelEntry(starting.name, starting.base_path)
 
     def change(self, new: ModelEntry, describe: str) -> None:
         """Write ``new`` if TF Serving would accept it, then wait until every replica applied
         it; on failure write the old file back, byte for byte, and raise RolloutError."""
         try:
             old_text = self.path.read_text()
-            config, old = read(self.path, self.model)
+            config, old = self._read()
         except (OSError, ConfigFileError) as exc:
             raise RolloutError(f"cannot read {self.path}: {exc}") from None
         r = self.replicas
