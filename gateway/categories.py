@@ -54,9 +54,11 @@ def parse(raw: Any, key: str = "category", with_all: bool = True) -> int | str:
         if 0 <= raw < COUNT:
             return raw
     elif isinstance(raw, str) and len(raw) <= 64:
+        if re.fullmatch(r"\d{1,3}", raw.strip()):  # before folding: "-1" is no index
+            if int(raw) < COUNT:
+                return int(raw)
+            raise BadRequest(f"{key} must be {allowed(with_all)}.")
         name = fold(raw)
-        if re.fullmatch(r"\d{1,3}", name) and int(name) < COUNT:
-            return int(name)
         if with_all and name == ALL:
             return ALL
         if name in NAMES:

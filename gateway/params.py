@@ -289,14 +289,16 @@ def _walk_categories(src: Mapping[str, Any], s: Settings, walk: Walk) -> Walk:
     first, second = src.get("category"), src.get("to_category")
     if first is None:
         if second is not None:
-            raise BadRequest("to_category needs category: the category the walk is drawn as first.")
+            raise BadRequest(
+                "a walk with to_category needs category too: the one it is drawn as first."
+            )
         return walk
     chosen = categories.index(first, "category")
     if second is None:
         return replace(walk, category=chosen)
     if not s.limits["rows"].allows(2):
         raise BadRequest("to_category needs 2 rows and this gateway allows 1.")
-    then = categories.index(second, "to_category")
+    then = categories.index(second, "the walk's to_category")
     return replace(walk, layout=replace(walk.layout, rows=2), category=chosen, to_category=then)
 
 

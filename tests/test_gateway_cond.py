@@ -85,8 +85,7 @@ def settings_for(smoke_base: Path, cond_base: Path, tmp: Path, **extra: Any) -> 
         cond_model_base_path=cond_base,
         model_config_file=config,
         jobs_dir=tmp / "jobs",
-        train_on_miss=False,
-        **extra,
+        **{"train_on_miss": False, **extra},
     )
 
 
@@ -210,8 +209,12 @@ BAD = [
     ("/api/generar-diseno", {"category": "dress,coat"}, "category must be all"),
     ("/api/generar-diseno", {"category": "all", "rows": "3"}, "one row per category"),
     ("/api/interpolate", {"from": 1, "to": 2, "category": "all"}, "category must be an index"),
-    ("/api/interpolate", {"from": 1, "to": 2, "to_category": "coat"}, "to_category needs category"),
-    ("/api/interpolate", {"from": 1, "to": 2, "category": 3, "to_category": "hat"}, "to_category"),
+    ("/api/interpolate", {"from": 1, "to": 2, "to_category": "coat"}, "needs category too"),
+    (
+        "/api/interpolate",
+        {"from": 1, "to": 2, "category": 3, "to_category": "hat"},
+        "the walk's to_category must be an index",
+    ),
     ("/api/versions", {"model": "nope"}, "model must be fashion_gan or fashion_gan_cond"),
     ("/api/training", {"model": "nope"}, "model must be fashion_gan or fashion_gan_cond"),
 ]
@@ -225,8 +228,8 @@ def test_a_wrong_category_is_a_400_sentence_that_lists_the_names(
     r = requests.get(url + path, params=params, timeout=30)
     assert r.status_code == 400, r.text
     error = r.json()["error"]
-    assert needle in error and error.endswith(".") and error.count(". ") == 0
-    if "must be" in needle and "category" in needle:
+    assert needle.lower() in error.lower() and error.endswith(".") and error.count(". ") == 0
+    if "must be an index" in needle or "must be all" in needle:
         assert "dress (vestido)" in error and "ankle boot (botín)" in error
 
 
@@ -269,14 +272,14 @@ def test_bad_posted_categories_are_400_sentences(
     url, _ = gw
     latents = latents_for(1, 2, 100).tolist()
     r = requests.post(url + "/api/generar-diseno", json={"latents": latents, **body}, timeout=30)
-    assert r.status_code == 400 and needle in r.json()["error"], r.text
+    assert r.status_code == 400 and needle.lower() in r.json()["error"].lower(), r.text
 
 
 # --- walks -------------------------------------------------------------------------------------
 def test_walks_in_one_category_and_between_two(gw: tuple[str, Recording]) -> None:
     url, _ = gw
     walk = url + "/api/interpolate"
-    ends = {"from": 3, "to": 4, "steps": 5}
+    ends: dict[str, Any] = {"from": 3, "to": 4, "steps": 5}
     dress = requests.get(walk, params={**ends, "category": "dress"}, timeout=30)
     assert dress.headers["x-category"] == "dress" and dress.headers["cache-control"] == "no-cache"
     strip = tiles(decode(dress))
@@ -314,7 +317,7 @@ def test_versions_and_labels_of_the_second_model(gw: tuple[str, Recording]) -> N
     assert again.headers["etag"] == stable.headers["etag"]
     cached = requests.get(
         url + "/api/generar-diseno",
-        params={"seed": 5, "category": "bag"},
+        params={"seed": "5", "category": "bag"},
         headers={"If-None-Match": again.headers["etag"]},
         timeout=30,
     )
