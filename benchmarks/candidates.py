@@ -42,6 +42,8 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     # (the speeds of its phases: benchmarks.training --recipe r1lr4 r1lr4b32 r1lr4b64)
     "r1lr4b32": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, "batch_size=32"]),
     "r1lr4b64": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, "batch_size=64"]),
+    # the class-conditional model of issue 19 with the same recipe (its rate: side by side)
+    "r1lr4cond": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, "conditional=true"]),
     "r1lr4diffaug": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, "augment=translation"]),
     # the widths of the networks
     "r1lr4w0375": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, "width=0.375"]),

@@ -115,7 +115,7 @@ def score_cmd(args: argparse.Namespace) -> int:
 
     from evaluation.classifier import default_path, load_or_train_classifier
     from evaluation.figures import Evaluator
-    from fashion_core.dataset import load
+    from fashion_core.dataset import NUM_CLASSES, load
     from training.model import build_generator
 
     data = load(args.data_dir)
@@ -124,7 +124,10 @@ def score_cmd(args: argparse.Namespace) -> int:
     for out in args.runs:
         recipe = json.loads((out / RECIPE).read_text())
         cfg = recipe["config"]
-        generator = build_generator(cfg["latent_dim"], cfg["width"])
+        conditional = bool(cfg.get("conditional", False))
+        generator = build_generator(
+            cfg["latent_dim"], cfg["width"], num_classes=NUM_CLASSES if conditional else 0
+        )
         scored_path = out / f"scores_{args.tag}.jsonl"
         done = {r["step"] for r in read_index_file(scored_path)}
         for line in read_index(out):
@@ -134,7 +137,12 @@ def score_cmd(args: argparse.Namespace) -> int:
                 continue
             with np.load(out / snapshot_name(line["step"])) as f:
                 generator.set_weights([f[f"arr_{i}"] for i in range(len(f.files))])
-            figures = evaluator.figures(generate_with(generator), args.samples, args.eval_seed)
+            if conditional:  # FID over all designs, and per category (evaluation/figures.py)
+                figures = evaluator.figures_by_category(
+                    generate_with(generator), args.samples, args.eval_seed
+                )
+            else:
+                figures = evaluator.figures(generate_with(generator), args.samples, args.eval_seed)
             row = {**line, **figures}
             with scored_path.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
@@ -147,11 +155,12 @@ def score_cmd(args: argparse.Namespace) -> int:
 
 
 def generate_with(generator: Any) -> Any:
-    """z -> images with a Keras generator in inference mode."""
+    """z (and, for a conditional generator, categories) -> images, in inference mode."""
     import numpy as np
 
-    def generate(z: Any) -> Any:
-        return np.asarray(generator(z, training=False))
+    def generate(z: Any, *categories: Any) -> Any:
+        inputs = [z, *categories] if categories else z
+        return np.asarray(generator(inputs, training=False))
 
     return generate
 

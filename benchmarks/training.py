@@ -94,8 +94,14 @@ def seed_loop(images: np.ndarray, batch: int, bfloat16: bool = False) -> Timed:
     return timed
 
 
-def trainer(images: np.ndarray, overrides: list[str], profile: str = "seed") -> tuple[Timed, int]:
-    """This trainer's step for ``profile`` with ``overrides``; (timed, batch size)."""
+def trainer(
+    images: np.ndarray,
+    overrides: list[str],
+    profile: str = "seed",
+    labels: np.ndarray | None = None,
+) -> tuple[Timed, int]:
+    """This trainer's step for ``profile`` with ``overrides``; (timed, batch size). A
+    conditional recipe's feed carries ``labels``, as ``python -m training`` feeds it."""
     from training.config import make_config
     from training.data import Feed, prefetched
     from training.devices import place
@@ -106,7 +112,14 @@ def trainer(images: np.ndarray, overrides: list[str], profile: str = "seed") -> 
     with placement.scope():
         parts = build_parts(cfg)
     runner = placement.runner(parts, cfg)
-    feed = Feed.from_uint8(images, cfg.batch_size, cfg.latent_dim, cfg.steps_per_execution, 0)
+    feed = Feed.from_uint8(
+        images,
+        cfg.batch_size,
+        cfg.latent_dim,
+        cfg.steps_per_execution,
+        0,
+        labels=labels if cfg.conditional else None,
+    )
     epoch = 0
     chunks = prefetched(feed.chunks(epoch))
 
@@ -156,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     quiet_tensorflow()
     from fashion_core.dataset import load
 
-    images = load(args.data_dir).x_train
+    data = load(args.data_dir)
+    images = data.x_train
     m = machine()
     print(f"machine: {m.nproc} cores ({m.cpu_model}), {m.mem_gb} GB, load {m.loadavg}")
     contenders: dict[str, tuple[Timed, int]] = {
@@ -169,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             contenders[name] = trainer(images, overrides)
     for name in args.recipe:
         profile, overrides = CANDIDATES[name]
-        contenders[f"recipe {name}"] = trainer(images, overrides, profile)
+        contenders[f"recipe {name}"] = trainer(images, overrides, profile, data.y_train)
     steps: dict[str, int] = {}
     for name, (timed, _batch) in contenders.items():
         print(f"warming up: {name}", file=sys.stderr, flush=True)

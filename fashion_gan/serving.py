@@ -11,8 +11,9 @@ methods block, are safe to call from many threads, and work inside a running eve
 from __future__ import annotations
 
 import asyncio
+import numbers
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -80,10 +81,18 @@ class ServingClient:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def predict(
-        self, latents: Any, *, version: int | None = None, label: str | None = None
+        self,
+        latents: Any,
+        *,
+        version: int | None = None,
+        label: str | None = None,
+        category: int | Sequence[int] | None = None,
     ) -> Prediction:
         """latents (n, latent_dim) -> ``Prediction(images, version)``; ``version`` or
-        ``label`` pins one, else TF Serving's newest AVAILABLE version answers."""
+        ``label`` pins one, else TF Serving's newest AVAILABLE version answers. ``category``
+        (the conditional model, ``model_name="fashion_gan_cond"``): one int for every row, or
+        one per row; None for the unconditional model. A category the model does not have
+        raises ``BadInput`` (status 400)."""
         pin = _pin(version, label)
         z = np.asarray(latents, dtype=np.float32)
         dim = self.latent_dim(version=version, label=label)
@@ -91,11 +100,21 @@ class ServingClient:
             raise ValueError(f"latents must have shape (n, {dim}) with n >= 1, not {z.shape}.")
         if not np.isfinite(z).all():
             raise ValueError("latents must be finite numbers (no NaN or infinity).")
-        return self._run(self._backend.generate(z, pin))
+        categories = _categories(category, len(z))
+        if categories is None:
+            return self._run(self._backend.generate(z, pin))
+        return self._run(self._backend.generate(z, pin, categories))
 
-    def images(self, latents: Any, *, version: int | None = None, label: str | None = None) -> Any:
+    def images(
+        self,
+        latents: Any,
+        *,
+        version: int | None = None,
+        label: str | None = None,
+        category: int | Sequence[int] | None = None,
+    ) -> Any:
         """Just the images of ``predict``: float32 (n, 28, 28, 1) in [-1, 1]."""
-        return self.predict(latents, version=version, label=label).images
+        return self.predict(latents, version=version, label=label, category=category).images
 
     def latent_dim(self, *, version: int | None = None, label: str | None = None) -> int:
         """The length of z the version takes, from its signature metadata."""
@@ -138,6 +157,25 @@ class ServingClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _categories(category: int | Sequence[int] | None, rows: int) -> np.ndarray | None:
+    """None, or int64 (rows,): one int repeated, or a sequence of exactly ``rows`` ints. The
+    range is the model's to check (it refuses one it does not have)."""
+    if category is None:
+        return None
+    sentence = "category must be a whole number (0-9) or a sequence of them, one per row."
+    if isinstance(category, numbers.Integral):
+        values: list[Any] = [category] * rows
+    elif isinstance(category, Iterable) and not isinstance(category, str | bytes):
+        values = list(category)
+    else:
+        raise ValueError(sentence)
+    if not all(isinstance(c, numbers.Integral) and not isinstance(c, bool) for c in values):
+        raise ValueError(sentence)
+    if len(values) != rows:
+        raise ValueError(f"category must be one whole number, or {rows} of them (one per row).")
+    return np.asarray(values, dtype=np.int64)
 
 
 def _pin(version: int | None, label: str | None) -> Pin:

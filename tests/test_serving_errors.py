@@ -13,6 +13,7 @@ from fashion_gan.tfserving import grpc as grpc_transport
 from fashion_gan.tfserving import rest
 from fashion_gan.tfserving.config import ServingConfig
 from fashion_gan.tfserving.errors import (
+    BadInput,
     Fault,
     NotPinnable,
     NoVersion,
@@ -31,6 +32,8 @@ CONFIG = ServingConfig(rest_url="http://tfs:8501", retry_busy_s=7)
         (404, "Servable not found for request: Latest(fashion_gan)", Fault.NOT_FOUND),
         (400, "Unrecognized servable version label: gold", Fault.UNKNOWN_LABEL),
         (400, "Input to reshape is a tensor with 99 values", Fault.OTHER),
+        # the conditional signature's own check (export/signature.py), as TF Serving wraps it
+        (400, "assertion failed: [category must be 0-9] [Condition x < y ...]", Fault.BAD_CATEGORY),
         (429, "Run() timeout exceeded while waiting in batching queue", Fault.BUSY),
         (503, "the server is overloaded", Fault.BUSY),
         (504, "Deadline Exceeded", Fault.DEADLINE),
@@ -62,6 +65,7 @@ class _Rpc(grpc.aio.AioRpcError):  # type: ignore[misc]  # grpc has no types her
             Fault.UNKNOWN_LABEL,
         ),
         (grpc.StatusCode.INVALID_ARGUMENT, "Expects arg[0] to be float", Fault.OTHER),
+        (grpc.StatusCode.INVALID_ARGUMENT, "[category must be 0-9] [x >= 0]", Fault.BAD_CATEGORY),
         (grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", Fault.DEADLINE),
         (grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses", Fault.UNREACHABLE),
         (grpc.StatusCode.UNAVAILABLE, "Socket closed", Fault.BUSY),
@@ -86,6 +90,7 @@ def test_grpc_codes(code: grpc.StatusCode, details: str, fault: Fault) -> None:
         (Fault.BROKEN, Pin(), UpstreamError, 502, 7, False),
         (Fault.DEADLINE, Pin(), UpstreamError, 504, None, False),
         (Fault.OTHER, Pin(), UpstreamError, 502, None, False),
+        (Fault.BAD_CATEGORY, Pin(), BadInput, 400, None, False),  # the caller's choice
     ],
 )
 def test_translate(

@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from fashion_gan.tfserving.chunking import MIN_ROWS, Chunked, padded, split
 from fashion_gan.tfserving.config import DEFAULT_MAX_BATCH, ServingConfig
-from fashion_gan.tfserving.errors import NotPinnable, NoVersion, ServingError, UpstreamError
+from fashion_gan.tfserving.errors import (
+    BadInput,
+    NotPinnable,
+    NoVersion,
+    ServingError,
+    UpstreamError,
+)
 from fashion_gan.tfserving.values import (
     LATEST,
     Generated,
@@ -28,6 +34,7 @@ __all__ = [
     "DEFAULT_MAX_BATCH",
     "LATEST",
     "MIN_ROWS",
+    "BadInput",
     "Chunked",
     "Generated",
     "ModelStatus",

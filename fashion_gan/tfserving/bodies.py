@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
 import numpy as np
 
-from fashion_core.contract import IMAGE_SHAPE, INPUT, SIGNATURE
+from fashion_core.contract import CATEGORY, IMAGE_SHAPE, INPUT, SIGNATURE
 from fashion_gan.tfserving.values import VersionState
 
 
@@ -27,6 +28,18 @@ def pinned_url(rest_url: str, model: str, version: int | None, label: str | None
     if label is not None:
         return f"{url}/labels/{quote(label, safe='')}"
     return url
+
+
+def predict_body(z: np.ndarray, category: np.ndarray | None = None) -> bytes:
+    """A row-format predict body: ``{"instances": [[z...], ...]}`` for the unconditional model;
+    with categories each row is an object keyed by both inputs, ``{"z": [...], "category": 3}``
+    (JSON integers: TF Serving refuses ``3.0`` for an int64 input)."""
+    if category is None:
+        return json.dumps({"instances": z.tolist()}).encode()
+    rows = [
+        {INPUT: row, CATEGORY: int(c)} for row, c in zip(z.tolist(), category.tolist(), strict=True)
+    ]
+    return json.dumps({"instances": rows}).encode()
 
 
 def parse_status(body: Any) -> list[VersionState]:

@@ -13,6 +13,9 @@ in the batch, but take another code path below that. With every call at 9 rows o
 TF Serving padding its merged batches to the allowed sizes (9, 18, 36, 72), a seeded sheet is
 byte-identical however it was batched, on every backend and through the Python API.
 
+A conditional call's categories travel with their rows: cut at the same places, and padding
+rows take category 0 (any valid one: their images are dropped).
+
 A call for "the newest version" or a label whose chunks were answered by two versions (a
 rollout landed between them) has the older chunks computed again on the newer version, so a
 sheet never mixes models.
@@ -41,6 +44,24 @@ def padded(z: np.ndarray, min_rows: int = MIN_ROWS) -> np.ndarray:
     return np.concatenate([z, np.repeat(z[:1], min_rows - len(z), axis=0)])
 
 
+def padded_categories(category: np.ndarray, min_rows: int = MIN_ROWS) -> np.ndarray:
+    """``category`` with zeros up to ``min_rows`` rows (the padding rows of ``padded``)."""
+    if len(category) >= min_rows:
+        return category
+    return np.concatenate([category, np.zeros(min_rows - len(category), np.int64)])
+
+
+def check_categories(z: np.ndarray, category: np.ndarray | None) -> None:
+    """One int64 category per row of z, or None (the unconditional model)."""
+    if category is None:
+        return
+    if category.dtype != np.int64 or category.shape != (len(z),):
+        raise ValueError(
+            f"category must be int64 of shape ({len(z)},), one per latent, "
+            f"not {category.dtype} {category.shape}."
+        )
+
+
 class Chunked:
     """A Transport whose generate() keeps every call within [MIN_ROWS, limit] rows."""
 
@@ -60,18 +81,29 @@ class Chunked:
     async def status(self) -> ModelStatus:
         return await self.inner.status()
 
-    async def _call(self, z: np.ndarray, pin: Pin) -> Generated:
-        out = await self.inner.generate(padded(z, self.min_rows), pin)
+    async def _call(self, z: np.ndarray, pin: Pin, category: np.ndarray | None) -> Generated:
+        rows = padded(z, self.min_rows)
+        if category is None:
+            out = await self.inner.generate(rows, pin)  # the unconditional call, as ever
+        else:
+            out = await self.inner.generate(rows, pin, padded_categories(category, self.min_rows))
         return Generated(out.images[: len(z)], out.version)
 
-    async def generate(self, z: np.ndarray, pin: Pin) -> Generated:
+    async def generate(
+        self, z: np.ndarray, pin: Pin, category: np.ndarray | None = None
+    ) -> Generated:
+        check_categories(z, category)
         chunks = split(z, self.limit)
+        cats: list[np.ndarray | None] = (
+            [None] * len(chunks) if category is None else list(split(category, self.limit))
+        )
         if len(chunks) == 1:
-            return await self._call(chunks[0], pin)
-        parts = list(await asyncio.gather(*(self._call(c, pin) for c in chunks)))
+            return await self._call(chunks[0], pin, cats[0])
+        calls = (self._call(c, pin, k) for c, k in zip(chunks, cats, strict=True))
+        parts = list(await asyncio.gather(*calls))
         newest = max(p.version for p in parts)
         if pin.version is None:
             for i, part in enumerate(parts):
                 if part.version != newest:
-                    parts[i] = await self._call(chunks[i], Pin(version=newest))
+                    parts[i] = await self._call(chunks[i], Pin(version=newest), cats[i])
         return Generated(np.concatenate([p.images for p in parts]), newest)

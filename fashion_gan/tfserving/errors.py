@@ -5,13 +5,15 @@ gRPC transports each name the ``Fault`` they saw; ``translate`` says what it mea
 ``ServingError`` is what callers catch. Its subclasses say whose fault it was:
 ``UpstreamError`` (the server failed: 502 bad answer, 503 unreachable or busy, 504 deadline),
 ``NoVersion`` (the model has no AVAILABLE version), ``NotPinnable`` (the version or label asked
-for is not there: the caller's choice, 404 or 400).
+for is not there: the caller's choice, 404 or 400), ``BadInput`` (the model refused a value the
+caller chose, 400: a category outside 0-9).
 """
 
 from __future__ import annotations
 
 import enum
 
+from fashion_core.contract import CATEGORIES_EN, CATEGORY
 from fashion_gan.tfserving.config import ServingConfig
 from fashion_gan.tfserving.values import Pin
 
@@ -54,11 +56,26 @@ class NotPinnable(ServingError):
         super().__init__(message, status)
 
 
+class BadInput(ServingError):
+    """The model refused an input value the caller chose (400): the conditional model's own
+    check of ``category``. Other INVALID_ARGUMENTs stay the library's (or server's) fault: the
+    library sends the shapes and dtypes itself."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 400)
+
+
+# the message of the conditional signature's own range check (export/signature.py), which
+# TF Serving passes on inside its INVALID_ARGUMENT
+CATEGORY_CHECK = f"{CATEGORY} must be"
+
+
 class Fault(enum.Enum):
     """What went wrong, in words common to both transports (contract: Errors table)."""
 
     NOT_FOUND = "not found"  # REST 404 / NOT_FOUND
     UNKNOWN_LABEL = "unknown label"  # REST 400 / INVALID_ARGUMENT naming a label
+    BAD_CATEGORY = "bad category"  # REST 400 / INVALID_ARGUMENT of the model's category check
     BUSY = "busy"  # REST 503, 429 / UNAVAILABLE (not refused), RESOURCE_EXHAUSTED
     UNREACHABLE = "unreachable"  # connection refused: nothing listens
     BROKEN = "broken"  # the connection broke off mid-answer
@@ -79,6 +96,11 @@ def translate(fault: Fault, detail: str, pin: Pin, config: ServingConfig) -> Ser
         return NoVersion(f"TF Serving has no AVAILABLE version: {detail}")
     if fault is Fault.UNKNOWN_LABEL and pin.label is not None:
         return NotPinnable(f"label {pin.label!r} is not defined on the model server.")
+    if fault is Fault.BAD_CATEGORY:
+        return BadInput(
+            f"{CATEGORY} must be a whole number from 0 to {len(CATEGORIES_EN) - 1}, one per "
+            "latent; the model refused the one sent."
+        )
     if fault is Fault.BUSY:
         return UpstreamError(
             f"TF Serving at {where} is overloaded or unavailable: {detail}", 503, retry_after=busy

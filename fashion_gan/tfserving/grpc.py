@@ -14,9 +14,22 @@ import grpc
 import numpy as np
 
 from fashion_core import protos
-from fashion_core.contract import IMAGE_SHAPE, INPUT, OUTPUT, SIGNATURE, VERSION_STATES
+from fashion_core.contract import (
+    CATEGORY,
+    IMAGE_SHAPE,
+    INPUT,
+    OUTPUT,
+    SIGNATURE,
+    VERSION_STATES,
+)
 from fashion_gan.tfserving.config import ServingConfig
-from fashion_gan.tfserving.errors import Fault, ServingError, UpstreamError, translate
+from fashion_gan.tfserving.errors import (
+    CATEGORY_CHECK,
+    Fault,
+    ServingError,
+    UpstreamError,
+    translate,
+)
 from fashion_gan.tfserving.values import Generated, ModelStatus, Pin, VersionState
 
 pb = protos.load()  # message classes only: this module never loads TensorFlow
@@ -25,14 +38,16 @@ pb = protos.load()  # message classes only: this module never loads TensorFlow
 MAX_MESSAGE = 64 << 20
 
 
-def to_tensor(z: np.ndarray) -> Any:
+def to_tensor(values: np.ndarray, dtype: str = "<f4") -> Any:
+    """A TensorProto in ``tensor_content``: float32 (z) or, with ``dtype="<i8"``, int64
+    (category), little-endian as TensorFlow reads it."""
     shape = pb.tensor_shape_pb2.TensorShapeProto(
-        dim=[pb.tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in z.shape]
+        dim=[pb.tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in values.shape]
     )
     return pb.tensor_pb2.TensorProto(
-        dtype=pb.types_pb2.DT_FLOAT,
+        dtype=pb.types_pb2.DT_INT64 if dtype == "<i8" else pb.types_pb2.DT_FLOAT,
         tensor_shape=shape,
-        tensor_content=np.ascontiguousarray(z, dtype="<f4").tobytes(),
+        tensor_content=np.ascontiguousarray(values, dtype=dtype).tobytes(),
     )
 
 
@@ -54,6 +69,8 @@ def _fault(err: grpc.aio.AioRpcError) -> Fault:
         return Fault.NOT_FOUND
     if code == grpc.StatusCode.INVALID_ARGUMENT and "label" in detail:
         return Fault.UNKNOWN_LABEL
+    if code == grpc.StatusCode.INVALID_ARGUMENT and CATEGORY_CHECK in detail:
+        return Fault.BAD_CATEGORY
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return Fault.DEADLINE
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
@@ -109,9 +126,13 @@ class GrpcTransport:
             detail = f"{err.code().name}: {detail}"
         return translate(fault, detail, pin, self.config)
 
-    async def generate(self, z: np.ndarray, pin: Pin) -> Generated:
+    async def generate(
+        self, z: np.ndarray, pin: Pin, category: np.ndarray | None = None
+    ) -> Generated:
         request = pb.predict_pb2.PredictRequest(model_spec=self._spec(pin), output_filter=[OUTPUT])
         request.inputs[INPUT].CopyFrom(to_tensor(z))
+        if category is not None:
+            request.inputs[CATEGORY].CopyFrom(to_tensor(category, "<i8"))
         try:
             response = await self.predict_stub.Predict(request, timeout=self.config.timeout_s)
         except grpc.aio.AioRpcError as err:

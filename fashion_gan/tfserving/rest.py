@@ -22,9 +22,16 @@ from fashion_gan.tfserving.bodies import (
     parse_predictions,
     parse_status,
     pinned_url,
+    predict_body,
 )
 from fashion_gan.tfserving.config import ServingConfig
-from fashion_gan.tfserving.errors import Fault, ServingError, UpstreamError, translate
+from fashion_gan.tfserving.errors import (
+    CATEGORY_CHECK,
+    Fault,
+    ServingError,
+    UpstreamError,
+    translate,
+)
 from fashion_gan.tfserving.values import Generated, ModelStatus, Pin
 
 STATUS_CONNECTIONS = 2
@@ -36,6 +43,8 @@ def _fault(code: int, message: str) -> Fault:
         return Fault.NOT_FOUND
     if code == 400 and "version label" in message:
         return Fault.UNKNOWN_LABEL
+    if code == 400 and CATEGORY_CHECK in message:
+        return Fault.BAD_CATEGORY
     if code in (503, 429):  # 429: RESOURCE_EXHAUSTED, e.g. a batching queue timed out
         return Fault.BUSY
     if code == 504:
@@ -158,12 +167,14 @@ class RestTransport:
         self._cache[pin] = (time.monotonic() + self.config.resolve_ttl_s, version)
         return version
 
-    async def generate(self, z: np.ndarray, pin: Pin) -> Generated:
+    async def generate(
+        self, z: np.ndarray, pin: Pin, category: np.ndarray | None = None
+    ) -> Generated:
         """Resolve the version (metadata), then predict on /versions/N. Behind a Service the
         two calls may reach different TF Serving replicas, and one may not have loaded that
         version yet: a 404 after a successful resolution is tried once more (resolving again),
         then answered 503 with Retry-After. It never means "no version"."""
-        body = json.dumps({"instances": z.tolist()}).encode()
+        body = predict_body(z, category)
         for _ in range(2):
             version = await self.resolve(pin)
             url = self._url(Pin(version=version)) + ":predict"

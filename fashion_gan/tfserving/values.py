@@ -69,8 +69,12 @@ class Transport(Protocol):
     async def start(self) -> None:
         """Open channels / load the model; must not fail when no version exists yet."""
 
-    async def generate(self, z: np.ndarray, pin: Pin) -> Generated:
-        """z (n, latent_dim) float32 -> images; raises a ServingError subclass."""
+    async def generate(
+        self, z: np.ndarray, pin: Pin, category: np.ndarray | None = None
+    ) -> Generated:
+        """z (n, latent_dim) float32 -> images; raises a ServingError subclass. ``category``:
+        None for the unconditional model (the request carries z only), else int64 (n,), one
+        category per row of z, for the conditional one (fashion_core.contract.CATEGORY)."""
         ...
 
     async def latent_dim(self, pin: Pin) -> int:
