@@ -3,6 +3,10 @@
 Every failure is one ``GatewayError`` carrying the HTTP status and the gateway's one-sentence
 explanation. A 503 with Retry-After (the gateway is full, a version is being trained or loaded)
 is tried again after the time the gateway asks for, while the client's retry budget lasts.
+
+``category`` (an index 0-9 or a name such as ``"dress"`` or ``"vestido"``; ``"all"`` for a sheet
+of one row per category) asks the class-conditional model; None, the default, asks the first
+model exactly as before.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ class Sheet:
     content_type: str
     version: int
     seed: int | None = None
+    model: str | None = None  # the model that drew it (X-Model-Name)
+    category: str | None = None  # the class-conditional model's category (X-Category)
 
 
 def _retry_after(resp: requests.Response) -> float | None:
@@ -79,9 +85,15 @@ class GatewayClient:
         spacing: int = 0,
         version: int | None = None,
         label: str | None = None,
+        category: int | str | None = None,
     ) -> Sheet:
-        """A rows x cols PNG sheet from ``seed`` (fresh noise without one)."""
-        params = {"seed": seed, "rows": rows, "cols": cols, "scale": scale, "spacing": spacing}
+        """A rows x cols PNG sheet from ``seed`` (fresh noise without one); with ``category``
+        from the class-conditional model (``"all"``: ten rows, one per category, of ``cols``
+        designs; ``rows`` is then left to the gateway)."""
+        params: dict[str, Any] = {"seed": seed, "rows": rows, "cols": cols, "scale": scale}
+        params |= {"spacing": spacing, "category": category}
+        if category == "all":
+            params["rows"] = None
         return self._image("GET", "/api/generar-diseno", _pinned(params, version, label))
 
     def sheet_from_latents(
@@ -93,10 +105,13 @@ class GatewayClient:
         spacing: int = 0,
         version: int | None = None,
         label: str | None = None,
+        category: int | str | Sequence[int | str] | None = None,
     ) -> Sheet:
-        """A sheet from your own latent vectors (a list of lists or a 2-D numpy array)."""
+        """A sheet from your own latent vectors (a list of lists or a 2-D numpy array); with
+        ``category`` (one for all, or a list of one per latent) from the class-conditional
+        model."""
         body = {"latents": _lists(latents), "rows": rows, "cols": cols, "scale": scale}
-        body["spacing"] = spacing
+        body |= {"spacing": spacing, "category": _lists(category)}
         return self._image("POST", "/api/generar-diseno", None, _pinned(body, version, label))
 
     def interpolate(
@@ -109,10 +124,15 @@ class GatewayClient:
         spacing: int = 0,
         version: int | None = None,
         label: str | None = None,
+        category: int | str | None = None,
+        to_category: int | str | None = None,
     ) -> Sheet:
-        """The walk between two seeds' first designs: a 1 x steps PNG strip, or a GIF."""
+        """The walk between two seeds' first designs: a 1 x steps PNG strip, or a GIF; with
+        ``category`` drawn as that category, with ``to_category`` also as a second one (a
+        second row)."""
         params = {"from": from_seed, "to": to_seed, "steps": steps, "format": fmt}
         params |= {"scale": scale, "spacing": spacing}
+        params |= {"category": category, "to_category": to_category}
         return self._image("GET", "/api/interpolate", _pinned(params, version, label))
 
     def interpolate_latents(
@@ -125,21 +145,29 @@ class GatewayClient:
         spacing: int = 0,
         version: int | None = None,
         label: str | None = None,
+        category: int | str | None = None,
+        to_category: int | str | None = None,
     ) -> Sheet:
-        """The walk between two latent vectors of your own."""
+        """The walk between two latent vectors of your own (``category``, ``to_category``:
+        as in ``interpolate``)."""
         body = {"from": _lists(start), "to": _lists(end), "steps": steps, "format": fmt}
         body |= {"scale": scale, "spacing": spacing}
+        body |= {"category": category, "to_category": to_category}
         return self._image("POST", "/api/interpolate", None, _pinned(body, version, label))
 
     # --- state -----------------------------------------------------------------------------
-    def versions(self) -> dict[str, Any]:
-        """Versions, their states, labels and model-card quality figures."""
-        doc: dict[str, Any] = self._call("GET", "/api/versions").json()
+    def versions(self, model: str | None = None) -> dict[str, Any]:
+        """Versions, their states, labels and model-card quality figures (``model``: another
+        served model's, e.g. ``"fashion_gan_cond"``; ``models`` lists them)."""
+        params = {"model": model} if model else None
+        doc: dict[str, Any] = self._call("GET", "/api/versions", params).json()
         return doc
 
-    def training(self) -> dict[str, Any]:
-        """The training job: state, profile, epoch, progress, log lines, error."""
-        doc: dict[str, Any] = self._call("GET", "/api/training").json()["training"]
+    def training(self, model: str | None = None) -> dict[str, Any]:
+        """The training job: state, profile, epoch, progress, log lines, error (``model``:
+        the class-conditional model's job)."""
+        params = {"model": model} if model else None
+        doc: dict[str, Any] = self._call("GET", "/api/training", params).json()["training"]
         return doc
 
     def start_training(self, token: str, profile: str | None = None) -> dict[str, Any]:
@@ -164,6 +192,8 @@ class GatewayClient:
             resp.headers.get("content-type", ""),
             int(resp.headers["x-model-version"]),
             int(seed) if seed else None,
+            resp.headers.get("x-model-name"),
+            resp.headers.get("x-category"),
         )
 
     def _call(

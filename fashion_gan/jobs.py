@@ -35,10 +35,17 @@ class LocalJobs:
     """The local job runner: a single flight across processes (file locks), so a gateway and a
     script never train twice at once."""
 
-    def __init__(self, jobs_dir: Path, base: Path, labels_file: Path | None = None) -> None:
-        # a progressive job never prunes a version the labels file names
+    def __init__(
+        self,
+        jobs_dir: Path,
+        base: Path,
+        labels_file: Path | None = None,
+        train_args: tuple[str, ...] = (),
+    ) -> None:
+        # a progressive job never prunes a version the labels file names; ``train_args``: more
+        # arguments of ``python -m training`` (the conditional model's ``--set conditional=true``)
         extra = ("--model-config-file", str(labels_file)) if labels_file else ()
-        self.jobs = TrainingJobs(jobs_dir, base, extra_args=extra)
+        self.jobs = TrainingJobs(jobs_dir, base, extra_args=(*extra, *train_args))
 
     def start(self, profile: str, automatic: bool = True) -> tuple[dict[str, Any], bool]:
         job, started = self.jobs.start(profile, automatic)

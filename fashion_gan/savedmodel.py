@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from fashion_core.contract import INPUT, OUTPUT, SIGNATURE
+from fashion_core.contract import CATEGORY, INPUT, OUTPUT, SIGNATURE
 
 
 def load_signature(path: str) -> tuple[Any, Any]:
@@ -21,9 +21,13 @@ def load_signature(path: str) -> tuple[Any, Any]:
     return loaded, loaded.signatures[SIGNATURE]
 
 
-def call_signature(fn: Any, z: np.ndarray) -> np.ndarray:
-    """z (n, latent_dim) -> images (n, 28, 28, 1); concrete functions are safe across threads."""
-    out: np.ndarray = fn(**{INPUT: tf.constant(z, dtype=tf.float32)})[OUTPUT].numpy()
+def call_signature(fn: Any, z: np.ndarray, category: np.ndarray | None = None) -> np.ndarray:
+    """z (n, latent_dim) -> images (n, 28, 28, 1); a class-conditional version also takes
+    ``category`` (n,) int64, one per row. Concrete functions are safe across threads."""
+    inputs = {INPUT: tf.constant(z, dtype=tf.float32)}
+    if category is not None:
+        inputs[CATEGORY] = tf.constant(category, dtype=tf.int64)
+    out: np.ndarray = fn(**inputs)[OUTPUT].numpy()
     return out
 
 

@@ -2,12 +2,14 @@
 error answers (gateway/misses.py), the metrics of every answer, and the lifespan.
 
 GET  /api/generar-diseno   a new 3x3 PNG sheet on every call (?seed, rows, cols, scale,
-                           spacing, version, label)
-POST /api/generar-diseno   a sheet from the caller's own latent vectors (JSON)
+                           spacing, version, label; category: the class-conditional model)
+POST /api/generar-diseno   a sheet from the caller's own latent vectors (JSON; categories)
 GET  /api/interpolate      a strip (or GIF) of the walk between two seeds' designs
+                           (category, to_category)
 POST /api/interpolate      the same between two latent vectors (JSON)
-GET  /api/versions         versions, labels and their model cards' quality figures
+GET  /api/versions         versions, labels and their model cards' quality figures (?model)
 GET  /api/training         the training job: state, profile, epoch, progress, log lines
+                           (?model)
 POST /api/training         start a job (admin token)
 GET  /healthz /readyz /metrics /openapi.json /docs
 GET  /                     the design gallery (gateway/static/)
@@ -39,7 +41,7 @@ from gateway.metrics import Metrics
 from gateway.pages import FILES, Pages
 from gateway.service import Gateway
 from gateway.settings import Settings
-from gateway.trainer import Trainer, make_trainer
+from gateway.trainer import Trainer, cond_trainer, make_trainer
 
 log = logging.getLogger("gateway")
 Handler = Callable[[Gateway, Request], Awaitable[Response]]
@@ -93,10 +95,26 @@ class CountEveryAnswer:
 
 
 def create_app(
-    settings: Settings, backend: Backend | None = None, trainer: Trainer | None = None
+    settings: Settings,
+    backend: Backend | None = None,
+    trainer: Trainer | None = None,
+    cond_backend: Backend | None = None,
+    cond_trainer_: Trainer | None = None,
 ) -> Starlette:
-    """The gateway app for ``settings`` (tests may hand in a backend or trainer)."""
-    gw = Gateway(settings, backend or make_backend(settings), trainer or make_trainer(settings))
+    """The gateway app for ``settings`` (tests may hand in a backend or trainer, of the first
+    model or of the class-conditional one)."""
+    if settings.conditional:
+        cond_backend = cond_backend or make_backend(settings, conditional=True)
+        cond_trainer_ = cond_trainer_ or cond_trainer(settings)
+    else:
+        cond_backend = cond_trainer_ = None
+    gw = Gateway(
+        settings,
+        backend or make_backend(settings),
+        trainer or make_trainer(settings),
+        cond_backend,
+        cond_trainer_,
+    )
 
     def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def answer(request: Request) -> Response:
@@ -105,7 +123,8 @@ def create_app(
             except ClientGone:
                 return Response(status_code=CLIENT_CLOSED)  # nobody reads it; counted
             except Exception as exc:  # expected ones are answered in misses.answer
-                response = await misses.answer(gw, exc)
+                # the handler notes which model the request asked: a miss trains that one
+                response = await misses.answer(gw, exc, getattr(request.state, "lane", None))
             if request.method == "POST" and not getattr(request.state, "body_read", False):
                 # refused before its body was read whole (gateway/bodies.py): close rather
                 # than receive the rest of it only to throw it away

@@ -7,8 +7,9 @@ together in the next one, up to ``max_images``, taken round-robin by client
 (gateway/fairqueue.py). Under load (the previous call carried more than one request) the worker
 waits ``window_ms`` for the clients that are just reading their answers to send their next
 request: without it, a closed loop of clients splits into one big and several tiny calls, and
-small calls cost more per image. A lone request never waits. One worker task per pin keeps
-versions and labels apart.
+small calls cost more per image. A lone request never waits. One worker task per model and
+pin keeps models, versions and labels apart; admission, fairness and the measured speed are
+the gateway's, across both models (a client's turn is its turn, whichever model it asks).
 
 Admission (``admit``, before any work): a request is refused at once (``Overloaded``, answered
 503 with Retry-After) when the wait it would have, at the speed the model shows now
@@ -42,6 +43,7 @@ from gateway.speed import Speed
 @dataclass(eq=False)
 class _Item:
     z: np.ndarray
+    category: np.ndarray | None  # (n,) int64 for the class-conditional model, else None
     client: str
     future: asyncio.Future[Generated] = field(repr=False)
     enqueued: float = 0.0
@@ -81,8 +83,9 @@ class Batcher:
         self.waiting = 0  # images queued, all pins
         self.running = 0  # images in model calls now
         self._by_client: Counter[str] = Counter()  # images queued per client, all pins
-        self._queues: dict[Pin, _PinQueue] = {}
-        self._workers: dict[Pin, asyncio.Task[None]] = {}
+        self.backends: dict[str, Backend] = {"": backend}  # model -> its backend ("": first)
+        self._queues: dict[tuple[str, Pin], _PinQueue] = {}
+        self._workers: dict[tuple[str, Pin], asyncio.Task[None]] = {}
 
     # --- admission -----------------------------------------------------------------------
     def ahead(self, client: str, n: int) -> int:
@@ -110,18 +113,32 @@ class Batcher:
             if wait > self.max_wait_s:
                 raise Overloaded(f"the images ahead would take {wait:.1f}s")
 
-    def submit(self, z: np.ndarray, pin: Pin, client: str = "") -> asyncio.Future[Generated]:
-        """Queue ``z`` for the version ``pin`` names, or raise Overloaded at once (no await
-        before the decision). Cancelling the returned future takes the work out of the queue
-        if its call has not started."""
+    def add_model(self, model: str, backend: Backend) -> None:
+        """Serve another model (its requests name it in ``submit``) through the same queue."""
+        self.backends[model] = backend
+
+    def submit(
+        self,
+        z: np.ndarray,
+        pin: Pin,
+        client: str = "",
+        *,
+        model: str = "",
+        category: np.ndarray | None = None,
+    ) -> asyncio.Future[Generated]:
+        """Queue ``z`` (and, for a class-conditional ``model``, its ``category`` per row) for
+        the version ``pin`` names, or raise Overloaded at once (no await before the decision).
+        Cancelling the returned future takes the work out of the queue if its call has not
+        started."""
         self.admit(len(z), client)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Generated] = loop.create_future()
-        queue = self._queues.get(pin)
+        key = (model, pin)
+        queue = self._queues.get(key)
         if queue is None:
-            queue = self._queues[pin] = _PinQueue()
-            self._workers[pin] = asyncio.create_task(self._work(pin, queue))
-        item = _Item(z, client, future, time.monotonic())
+            queue = self._queues[key] = _PinQueue()
+            self._workers[key] = asyncio.create_task(self._work(key, queue))
+        item = _Item(z, category, client, future, time.monotonic())
         item.timer = loop.call_later(self.queue_timeout_s, self._expire, queue, item)
         future.add_done_callback(lambda f: self._abandoned(queue, item))
         queue.items.put(client, item)
@@ -130,10 +147,18 @@ class Batcher:
         queue.ready.set()
         return future
 
-    async def generate(self, z: np.ndarray, pin: Pin, client: str = "") -> Generated:
+    async def generate(
+        self,
+        z: np.ndarray,
+        pin: Pin,
+        client: str = "",
+        *,
+        model: str = "",
+        category: np.ndarray | None = None,
+    ) -> Generated:
         """Images for ``z`` from the version ``pin`` names, computed in a shared batch.
         Raises Overloaded or QueueTimeout when the model has more work than it can do soon."""
-        return await self.submit(z, pin, client)
+        return await self.submit(z, pin, client, model=model, category=category)
 
     # --- the queue -------------------------------------------------------------------------
     def _unqueue(self, queue: _PinQueue, item: _Item) -> bool:
@@ -162,7 +187,7 @@ class Batcher:
         if item.future.cancelled() and self._unqueue(queue, item):
             self.on_drop("client_gone")
 
-    async def _work(self, pin: Pin, queue: _PinQueue) -> None:
+    async def _work(self, key: tuple[str, Pin], queue: _PinQueue) -> None:
         loaded = False  # the previous call carried more than one request
         while True:
             if not queue.items:
@@ -176,14 +201,21 @@ class Batcher:
                 self._unqueue(queue, item)
             loaded = len(batch) > 1
             if batch:
-                await self._run(pin, batch, sum(len(i.z) for i in batch))
+                await self._run(key, batch, sum(len(i.z) for i in batch))
 
-    async def _run(self, pin: Pin, batch: list[_Item], count: int) -> None:
+    async def _run(self, key: tuple[str, Pin], batch: list[_Item], count: int) -> None:
+        model, pin = key
+        backend = self.backends[model]
         self.observe(count)
         self.running += count
         call = self.speed.started(count)
         try:
-            result = await self.backend.generate(np.concatenate([i.z for i in batch]), pin)
+            z = np.concatenate([i.z for i in batch])
+            if batch[0].category is None:  # the first model: today's call, unchanged
+                result = await backend.generate(z, pin)
+            else:  # one queue is one model: every item of a conditional one has categories
+                category = np.concatenate([i.category for i in batch if i.category is not None])
+                result = await backend.generate(z, pin, category)
         except Exception as exc:  # every waiting request gets the same error
             # only the model server's own faults make it "failing" (or slow); an unknown label
             # or a version not published yet says nothing about the model

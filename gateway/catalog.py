@@ -30,6 +30,18 @@ QUALITY_KEYS = (
     "nn_distance_mean",
     "nn_distance_real_floor_mean",
     "samples",
+    # a class-conditional version: the share of designs the classifier sees as the category
+    # asked for, beside the classifier's accuracy on real images
+    "agreement",
+    "classifier_accuracy",
+)
+# a class-conditional version's figures per category (lists of ten numbers, in index order)
+PER_CLASS_KEYS = (
+    "fid_per_class",
+    "fid_real_floor_per_class",
+    "agreement_per_class",
+    "classifier_accuracy_per_class",
+    "samples_per_class",
 )
 
 
@@ -40,10 +52,31 @@ def _section(doc: Any, key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _numbers(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(x, int | float) and not isinstance(x, bool) for x in value
+    )
+
+
+def _per_class(card: dict[str, Any], quality: dict[str, Any]) -> dict[str, Any]:
+    """A class-conditional card's categories and per-category figures (nothing otherwise)."""
+    if card.get("conditional") is not True:
+        return {}
+    listed = card.get("categories")
+    categories = [
+        {"index": c.get("index"), "en": c.get("en"), "es": c.get("es")}
+        for c in (listed if isinstance(listed, list) else [])
+        if isinstance(c, dict)
+    ]
+    figures = {k: quality[k] for k in PER_CLASS_KEYS if _numbers(quality.get(k))}
+    return {"conditional": True, "categories": categories, "per_class": figures}
+
+
 def _summary(card: Any) -> dict[str, Any]:
     quality, training = _section(card, "quality"), _section(card, "training")
     card = card if isinstance(card, dict) else {}
     return {
+        **_per_class(card, quality),
         "created": card.get("created"),
         "profile": training.get("profile"),
         "epochs": training.get("epochs"),
@@ -61,9 +94,13 @@ def _summary(card: Any) -> dict[str, Any]:
 
 
 class Catalog:
-    def __init__(self, settings: Settings) -> None:
-        self.base: Path = settings.model_base_path
-        self.labels = LabelFile(settings.model_config_file, settings.model_name)
+    def __init__(
+        self, settings: Settings, base: Path | None = None, model_name: str | None = None
+    ) -> None:
+        """The first model's versions, or another model's (``base``, ``model_name``)."""
+        self.base: Path = base or settings.model_base_path
+        self.model_name = model_name or settings.model_name
+        self.labels = LabelFile(settings.model_config_file, self.model_name)
         self._cards: dict[int, dict[str, Any]] = {}
 
     def _card(self, version: int) -> dict[str, Any]:
@@ -93,4 +130,5 @@ class Catalog:
             }
             for v in status.versions
         ]
-        return {"versions": rows, "labels": labels, "newest": max(status.available, default=None)}
+        newest = max(status.available, default=None)
+        return {"model": self.model_name, "versions": rows, "labels": labels, "newest": newest}

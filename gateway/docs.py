@@ -6,10 +6,13 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from fashion_core.contract import CATEGORIES_EN
 from fashion_core.limits import Limit
+from gateway.categories import allowed
 from gateway.settings import Settings
 
 ERROR = {"$ref": "#/components/schemas/Error"}
+ONE: list[dict[str, Any]] = [{"type": "integer"}, {"type": "string"}]  # an index or a name
 
 
 def _schema(limit: Limit) -> dict[str, Any]:
@@ -46,6 +49,19 @@ def _answers(ok: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _category(name: str, what: str, with_all: bool = False) -> dict[str, Any]:
+    """A category parameter: an index, an English or Spanish name (case and accents
+    forgiven), or, for a sheet, ``all``."""
+    names = ["all", *CATEGORIES_EN] if with_all else list(CATEGORIES_EN)
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": f"{what}: {allowed(with_all)}",
+        "schema": {"type": "string", "example": names[0 if not with_all else 4]},
+    }
+
+
 def _json_body(s: Settings, required: list[str], fields: dict[str, Any]) -> dict[str, Any]:
     """A JSON request body: ``fields`` plus the layout and pin fields every body takes."""
     common = {
@@ -65,8 +81,38 @@ def openapi(s: Settings) -> dict[str, Any]:
                 "X-Model-Version": {"schema": {"type": "integer"}},
                 "X-Seed": {"schema": {"type": "integer"}},
                 "ETag": {"schema": {"type": "string"}},
+                "X-Model-Name": {"schema": {"type": "string"}},
+                "X-Category": {"schema": {"type": "string"}},
             },
         }
+    }
+    sheet_category = _category(
+        "category",
+        "draw from the class-conditional model (without it: the first model, as ever); all: "
+        "ten rows, one per category in index order, each with the seed's first cols latents "
+        "(a column is one idea as every category); a seed's latents never depend on the "
+        "category",
+        with_all=True,
+    )
+    walk_categories = [
+        _category("category", "draw the walk as this category (the class-conditional model)"),
+        _category(
+            "to_category",
+            "with category: the same walk again as this category, in a second row",
+        ),
+    ]
+    per_row = {
+        "description": "the class-conditional model: one category for every latent, or a "
+        f"list of one per latent; each {allowed(False)}",
+        "oneOf": [*ONE, {"type": "array", "items": {"oneOf": ONE}}],
+    }
+    model_param = {
+        "name": "model",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": [s.model_name, s.cond_model_name]},
+        "description": "which model's (default: the first; the class-conditional one serves "
+        "category requests)",
     }
     limit = s.limits
     pins = [
@@ -119,6 +165,7 @@ def openapi(s: Settings) -> dict[str, Any]:
                     "parameters": [
                         _int_param(limit["seed"]),
                         *layout,
+                        sheet_category,
                         *pins,
                     ],
                     "responses": _answers(png),
@@ -143,6 +190,8 @@ def openapi(s: Settings) -> dict[str, Any]:
                             "cols": {
                                 k: v for k, v in _schema(limit["cols"]).items() if k != "default"
                             },
+                            "category": per_row,
+                            "categories": per_row,
                         },
                     ),
                     "responses": _answers({**png, "413": {"description": "body too large"}}),
@@ -156,6 +205,7 @@ def openapi(s: Settings) -> dict[str, Any]:
                         _int_param(limit["from"], required=True),
                         _int_param(limit["to"], required=True),
                         *walk,
+                        *walk_categories,
                         *pins,
                     ],
                     "responses": _answers(strip),
@@ -171,6 +221,8 @@ def openapi(s: Settings) -> dict[str, Any]:
                             "to": latent,
                             "steps": _schema(limit["steps"]),
                             "format": {"type": "string", "enum": ["png", "gif"]},
+                            "category": {"oneOf": ONE},
+                            "to_category": {"oneOf": ONE},
                         },
                     ),
                     "responses": _answers({**strip, "413": {"description": "body too large"}}),
@@ -191,7 +243,9 @@ def openapi(s: Settings) -> dict[str, Any]:
             "/api/versions": {
                 "get": {
                     "summary": "Versions the model server reports, their labels and quality "
-                    "figures (from each version's model card).",
+                    "figures (from each version's model card; the class-conditional model's "
+                    "add its categories and figures per category).",
+                    "parameters": [model_param],
                     "responses": {
                         "200": {
                             "description": "versions, labels and the newest AVAILABLE version",
@@ -207,6 +261,7 @@ def openapi(s: Settings) -> dict[str, Any]:
             "/api/training": {
                 "get": {
                     "summary": "The training job: state, profile, epoch, progress, log lines.",
+                    "parameters": [model_param],
                     "responses": job,
                 },
                 "post": {

@@ -7,19 +7,29 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from fashion_core.auth import AuthError, BodyError, check_bearer, profile_from_body
-from gateway import params, routing, sheets
+from gateway import categories, params, routing, sheets
 from gateway.backends.base import Generated, Pin
 from gateway.disconnect import unless_gone
 from gateway.errors import BadRequest, UpstreamError
-from gateway.service import Gateway
+from gateway.service import Gateway, Lane
 
 MEDIA = {"png": "image/png", "gif": "image/gif"}
+
+
+def _lane(gw: Gateway, request: Request, conditional: bool) -> Lane:
+    """The model a request asks (404 when it is the class-conditional one and this gateway
+    does not serve it), noted on the request: a miss trains that one (gateway/app.py)."""
+    lane = gw.lane(conditional)
+    request.state.lane = lane
+    return lane
 
 
 async def _sheet(
@@ -32,9 +42,15 @@ async def _sheet(
     seed: int | None,
     deterministic: bool,
     fmt: str = "png",
+    category: np.ndarray | None = None,
+    shown: str | None = None,
 ) -> Response:
+    """``category``: one per row of ``z`` for the class-conditional model (``shown``: what
+    X-Category says), None for the first model."""
     started = time.monotonic()
-    images = gw.submit(z, pin, route, gw.client(request))  # type: ignore[arg-type]  # 503 at once
+    lane = gw.lane(category is not None)
+    client = gw.client(request)
+    images = gw.submit(z, pin, route, client, category)  # type: ignore[arg-type]  # 503 at once
 
     async def draw() -> tuple[Generated, bytes]:
         out = await images
@@ -43,38 +59,63 @@ async def _sheet(
         return out, await gw.renderer.png(out, layout)
 
     out, png = await unless_gone(request, draw())
-    gw.metrics.sheets.labels(str(out.version), route).inc()
-    gw.served(route, out.version, started)
+    gw.metrics.sheets.labels(str(out.version), route, lane.model).inc()
+    gw.served(route, out.version, started, lane)
     cache = sheets.cache_policy(deterministic, version_pinned=pin.version is not None)
     vary = route != "pinned" and routing.splits(gw.settings)
     return sheets.answer(
-        request, png, out.version, route, seed=seed, cache=cache, vary=vary, media_type=MEDIA[fmt]
+        request,
+        png,
+        out.version,
+        route,
+        seed=seed,
+        cache=cache,
+        vary=vary,
+        media_type=MEDIA[fmt],
+        model=lane.model,
+        category=shown,
     )
 
 
 async def design_get(gw: Gateway, request: Request) -> Response:
-    """A PNG design sheet drawn from fresh noise, or from ``seed`` (reproducible)."""
-    layout, seed, explicit = params.query(request.query_params, gw.settings)
+    """A PNG design sheet drawn from fresh noise, or from ``seed`` (reproducible); with
+    ``category``, from the class-conditional model (``all``: one row per category)."""
+    query = request.query_params
+    layout, seed, explicit = params.query(query, gw.settings)
+    category = params.sheet_category(query)
+    if category == categories.ALL:
+        layout = params.all_layout(query, gw.settings, layout)
+    lane = _lane(gw, request, category is not None)
     await gw.admit(gw.client(request), layout.count)  # refuse before any work (503 at once)
     pin, route = gw.route(request, explicit)
-    dim = await gw.latent_dim(pin, route)
+    dim = await gw.latent_dim(pin, route, lane)
     seeded = seed is not None
     if seed is None:
         seed = secrets.randbits(63)
-    z = params.latents_for(seed, layout.count, dim)
-    return await _sheet(gw, request, z, layout, pin, route, seed, deterministic=seeded)
+    z, per_row = params.sheet_latents(seed, layout, dim, category)
+    shown = None if category is None else str(category)
+    if isinstance(category, int):
+        shown = categories.label(category)
+    return await _sheet(
+        gw, request, z, layout, pin, route, seed, seeded, category=per_row, shown=shown
+    )
 
 
 @asynccontextmanager
-async def _posted(gw: Gateway, request: Request) -> AsyncIterator[tuple[bytes, Pin, str, int]]:
-    """A POST's body, pin (from the query; the body may name another), route and latent size.
-    Admission comes first: the body of a request the gateway would refuse is never read."""
+async def _posted(
+    gw: Gateway, request: Request, walk: bool = False
+) -> AsyncIterator[tuple[dict[str, Any], Lane, Pin, str, int]]:
+    """A POST's JSON body, the model it asks (a category: the class-conditional one), pin
+    (from the query; the body may name another), route and latent size. Admission comes
+    first: the body of a request the gateway would refuse is never read."""
     client = gw.client(request)
     await gw.admit(client, 1)
     explicit = params.pin(dict(request.query_params), gw.settings) if request.query_params else None
     async with gw.body(request, client) as raw:
+        doc = params.json_body(raw, gw.settings, walk)
+        lane = _lane(gw, request, params.asks_category(doc))
         pin, route = gw.route(request, explicit)
-        yield raw, pin, route, await gw.latent_dim(pin, route)
+        yield doc, lane, pin, route, await gw.latent_dim(pin, route, lane)
 
 
 def _repin(pin: Pin, route: str, body_pin: Pin | None) -> tuple[Pin, str]:
@@ -82,34 +123,76 @@ def _repin(pin: Pin, route: str, body_pin: Pin | None) -> tuple[Pin, str]:
 
 
 async def design_post(gw: Gateway, request: Request) -> Response:
-    """A PNG sheet from the caller's latent vectors."""
-    async with _posted(gw, request) as (raw, pin, route, dim):
-        layout, z, body_pin = params.body(raw, gw.settings, dim)
+    """A PNG sheet from the caller's latent vectors (with ``category`` or ``categories``,
+    from the class-conditional model: one category for all, or one per latent)."""
+    async with _posted(gw, request) as (doc, _, pin, route, dim):
+        layout, z, body_pin = params.body(doc, gw.settings, dim)
+        per_row = params.body_categories(doc, len(z))
     pin, route = _repin(pin, route, body_pin)
-    return await _sheet(gw, request, z, layout, pin, route, None, deterministic=True)
+    shown = None
+    if per_row is not None and len(set(per_row.tolist())) == 1:
+        shown = categories.label(int(per_row[0]))
+    return await _sheet(
+        gw, request, z, layout, pin, route, None, True, category=per_row, shown=shown
+    )
 
 
 async def interpolate_get(gw: Gateway, request: Request) -> Response:
-    """A strip (or, with format=gif, an animation) of the walk between two seeds' designs."""
+    """A strip (or, with format=gif, an animation) of the walk between two seeds' designs;
+    with ``category`` drawn as that category, with ``to_category`` also as a second one."""
     walk, explicit = params.walk_query(request.query_params, gw.settings)
+    lane = _lane(gw, request, walk.category is not None)
     await gw.admit(gw.client(request), walk.layout.count)
     pin, route = gw.route(request, explicit)
-    z = walk.latents(await gw.latent_dim(pin, route))
-    return await _sheet(gw, request, z, walk.layout, pin, route, None, True, walk.fmt)
+    z = walk.latents(await gw.latent_dim(pin, route, lane))
+    return await _walk(gw, request, walk, z, pin, route)
 
 
 async def interpolate_post(gw: Gateway, request: Request) -> Response:
     """A strip (or animation) of the walk between two latent vectors given as JSON."""
-    async with _posted(gw, request) as (raw, pin, route, dim):
-        walk, body_pin = params.walk_body(raw, gw.settings, dim)
+    async with _posted(gw, request, walk=True) as (doc, _, pin, route, dim):
+        walk, body_pin = params.walk_body(doc, gw.settings, dim)
     pin, route = _repin(pin, route, body_pin)
-    z = walk.latents(dim)
-    return await _sheet(gw, request, z, walk.layout, pin, route, None, True, walk.fmt)
+    return await _walk(gw, request, walk, walk.latents(dim), pin, route)
+
+
+async def _walk(
+    gw: Gateway, request: Request, walk: params.Walk, z: np.ndarray, pin: Pin, route: str
+) -> Response:
+    return await _sheet(
+        gw,
+        request,
+        z,
+        walk.layout,
+        pin,
+        route,
+        None,
+        True,
+        walk.fmt,
+        category=walk.categories(),
+        shown=walk.category_label(),
+    )
 
 
 async def training_get(gw: Gateway, request: Request) -> Response:
-    """The training job's state, profile, epoch, progress, start time, log lines, error."""
-    return JSONResponse({"training": await gw.training.get()})
+    """The training job's state, profile, epoch, progress, start time, log lines, error
+    (``?model=``: the class-conditional model's job)."""
+    lane = gw.lane_named(_model_param(request))
+    if lane.training is None:
+        raise BadRequest(
+            f"{lane.model} is not trained by this gateway (GATEWAY_TRAINER_URL trains the first "
+            "model only).",
+            404,
+        )
+    return JSONResponse({"training": await lane.training.get(), "model": lane.model})
+
+
+def _model_param(request: Request) -> str | None:
+    """``?model=`` of the status endpoints; anything else there is refused."""
+    unknown = set(request.query_params) - {"model"}
+    if unknown:
+        raise BadRequest(f"unknown parameter {sorted(unknown)[0]!r}; allowed: model.")
+    return request.query_params.get("model")
 
 
 async def training_post(gw: Gateway, request: Request) -> Response:
@@ -147,12 +230,16 @@ async def limits(gw: Gateway, request: Request) -> Response:
 
 async def versions(gw: Gateway, request: Request) -> Response:
     """The versions the model server reports, their labels and model-card quality figures
-    (one status call shared by every concurrent caller, on the status connections)."""
+    (one status call shared by every concurrent caller, on the status connections);
+    ``?model=``: the class-conditional model's (its cards add per-category figures)."""
+    lane = gw.lane_named(_model_param(request))
+    models = [other.model for other in gw.lanes]
     try:
-        status = await gw.status.get()
+        status = await lane.status.get()
     except UpstreamError as exc:  # a listing reports; it never starts training
-        return JSONResponse({"error": str(exc), "versions": [], "labels": {}}, exc.status)
-    return JSONResponse(await gw.catalog.listing(status))
+        failed = {"error": str(exc), "versions": [], "labels": {}, "model": lane.model}
+        return JSONResponse({**failed, "models": models}, exc.status)
+    return JSONResponse({**await lane.catalog.listing(status), "models": models})
 
 
 async def healthz(gw: Gateway, request: Request) -> Response:
@@ -164,12 +251,21 @@ async def readyz(gw: Gateway, request: Request) -> Response:
     """The gateway answers requests (when the model server cannot, with 503 and Retry-After).
     What the model server last said is data in the body, read without asking it again."""
     upstream = gw.upstream_state()
+    cond = gw.cond
     return JSONResponse(
         {
             "ready": True,
             "backend": gw.backend.name,
             "upstream": upstream,
             "model_folder_readable": gw.folder.readable,
+            # the class-conditional model's, the same way (null: not served)
+            "conditional": None
+            if cond is None
+            else {
+                "model": cond.model,
+                "upstream": gw.upstream_state(cond),
+                "model_folder_readable": cond.folder.readable,
+            },
         }
     )
 

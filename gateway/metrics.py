@@ -36,15 +36,15 @@ class Metrics:
         )
         self.sheets = Counter(
             "gateway_sheets_total",
-            "Sheets served, by model version and traffic route",
-            ["version", "route"],
+            "Sheets served, by model version, traffic route and model",
+            ["version", "route", "model"],
             registry=self.registry,
         )
         self.served_version = Gauge(
             "gateway_served_version",
-            "Per traffic route (latest, stable, canary), the version that answered the request "
-            "that started last",
-            ["route"],
+            "Per traffic route (latest, stable, canary) and model, the version that answered the "
+            "request that started last",
+            ["route", "model"],
             registry=self.registry,
         )
         self.rejected = Counter(
@@ -61,7 +61,7 @@ class Metrics:
         )
         self.training_jobs = Counter(
             "gateway_training_jobs_started_total",
-            "Training jobs started by train-on-miss",
+            "Training jobs started by train-on-miss (of either model)",
             registry=self.registry,
         )
         self.held = Counter(
@@ -88,6 +88,18 @@ class Metrics:
         self.upstream_available = Gauge(
             "gateway_upstream_available_versions",
             "Versions the model server reports AVAILABLE",
+            registry=self.registry,
+        )
+        self.model_up = Gauge(
+            "gateway_model_up",
+            "Per model (the first and the class-conditional one), 1 while its status call answers",
+            ["model"],
+            registry=self.registry,
+        )
+        self.model_available = Gauge(
+            "gateway_model_available_versions",
+            "Per model, the versions the model server reports AVAILABLE",
+            ["model"],
             registry=self.registry,
         )
         self.base_path_readable = Gauge(

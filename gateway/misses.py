@@ -9,6 +9,12 @@ is the caller's 404. A base path that cannot be read is neither: the gateway can
 answers 503 and trains nothing (it fails closed; gateway/disk.py logs it and counts it). A
 failing job backs off (fashion_core.jobs), so misses never retrain in a loop, and a fresh
 deployment starts its first job at start-up (``bootstrap``), not on a request.
+
+The class-conditional model (a request with a category) misses the same way, in its own lane:
+its base path, and its own job (``--set conditional=true``, its own jobs folder), started by
+the first request with a category that finds no version of it, never at start-up: the first
+model trains first and alone, so a fresh deployment's first design comes as soon as before,
+and the second model costs CPU only once someone asks for a category.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from gateway.errors import (
     TrainerError,
     UpstreamError,
 )
-from gateway.service import Gateway
+from gateway.service import Gateway, Lane
 
 log = logging.getLogger("gateway")
 
@@ -41,9 +47,17 @@ def sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
-async def _no_version_on_disk(gw: Gateway) -> bool:
+async def _no_version_on_disk(lane: Lane) -> bool:
     """Whether the base path holds no version; raises BasePathError when it cannot be read."""
-    return not await gw.folder.versions()
+    return not await lane.folder.versions()
+
+
+def _what(lane: Lane) -> str:
+    return "of the class-conditional model " if lane.conditional else ""
+
+
+def status_url(lane: Lane) -> str:
+    return f"/api/training?model={lane.model}" if lane.conditional else "/api/training"
 
 
 def _unreadable(gw: Gateway, exc: BasePathError) -> UpstreamError:
@@ -55,17 +69,24 @@ def _unreadable(gw: Gateway, exc: BasePathError) -> UpstreamError:
     )
 
 
-async def train_on_miss(gw: Gateway, reason: str) -> Response:
+async def train_on_miss(gw: Gateway, reason: str, lane: Lane | None = None) -> Response:
+    lane = lane or gw.first
     retry = {"Retry-After": str(gw.settings.retry_after_s)}
     if not gw.settings.train_on_miss:
         off = {"error": f"{reason} Publish a version; training on miss is off."}
         return JSONResponse(off, status_code=503, headers=retry)
-    job, started = await gw.trainer.start(gw.settings.train_profile)
-    gw.training.invalidate()
+    if lane.trainer is None or lane.training is None:
+        off = {
+            "error": f"{reason} Publish one (python -m training --set conditional=true); the "
+            "trainer service (GATEWAY_TRAINER_URL) trains the first model only."
+        }
+        return JSONResponse(off, status_code=503, headers=retry)
+    job, started = await lane.trainer.start(gw.settings.train_profile)
+    lane.training.invalidate()
     if started:
         gw.metrics.training_jobs.inc()
-        log.warning("no model version: started a %s training job", job.get("profile"))
-    body: dict[str, Any] = {"training": job, "status_url": "/api/training"}
+        log.warning("no version of %s: started a %s training job", lane.model, job.get("profile"))
+    body: dict[str, Any] = {"training": job, "status_url": status_url(lane), "model": lane.model}
     if job.get("state") == "running":
         body["error"] = f"{reason} A training job is running; retry after it publishes a version."
     else:
@@ -76,26 +97,26 @@ async def train_on_miss(gw: Gateway, reason: str) -> Response:
     return JSONResponse(body, status_code=503, headers=retry)
 
 
-async def _miss(gw: Gateway, exc: Exception) -> Exception | Response:
+async def _miss(gw: Gateway, exc: Exception, lane: Lane) -> Exception | Response:
     """A NoVersion, or an unreachable model server: train, wait, or blame the name."""
     try:
-        nothing = await _no_version_on_disk(gw)
+        nothing = await _no_version_on_disk(lane)
     except BasePathError as folder_exc:
         return _unreadable(gw, folder_exc)
     if nothing:
         try:
-            return await train_on_miss(gw, "No model version exists yet.")
+            return await train_on_miss(gw, f"No model version {_what(lane)}exists yet.", lane)
         except TrainerError as trainer_exc:
             return trainer_exc  # answered below: the miss cannot start a job right now
     if not isinstance(exc, NoVersion):
         return exc  # unreachable, with versions on disk: the server is down or starting
     try:
-        known = (await gw.status.get()).versions
+        known = (await lane.status.get()).versions
     except UpstreamError as status_exc:
         return status_exc
     if not known:  # TF Serving answers "Could not find any versions of model X"
-        name = gw.settings.model_name
-        return BadRequest(f"the model server has no model named {name!r} (MODEL_NAME).", 404)
+        setting = "COND_MODEL_NAME" if lane.conditional else "MODEL_NAME"
+        return BadRequest(f"the model server has no model named {lane.model!r} ({setting}).", 404)
     # published but not loaded (yet, or on this replica): wait, never retrain
     return UpstreamError(
         "the model server has not loaded the published versions yet.",
@@ -104,10 +125,11 @@ async def _miss(gw: Gateway, exc: Exception) -> Exception | Response:
     )
 
 
-async def answer(gw: Gateway, exc: Exception) -> Response:
-    """Every expected error type -> its HTTP answer (the one place this happens)."""
+async def answer(gw: Gateway, exc: Exception, lane: Lane | None = None) -> Response:
+    """Every expected error type -> its HTTP answer (the one place this happens); ``lane``:
+    the model the request asked (a miss trains that one)."""
     if isinstance(exc, NoVersion) or (isinstance(exc, UpstreamError) and exc.unreachable):
-        outcome = await _miss(gw, exc)
+        outcome = await _miss(gw, exc, lane or gw.first)
         if isinstance(outcome, Response):
             return outcome
         exc = outcome
@@ -143,7 +165,7 @@ async def bootstrap(gw: Gateway) -> None:
     interval = min(float(gw.settings.retry_after_s), 10.0)
     while True:
         try:
-            if not await _no_version_on_disk(gw):
+            if not await _no_version_on_disk(gw.first):
                 return
         except BasePathError:
             await asyncio.sleep(interval)  # logged and counted by gw.folder

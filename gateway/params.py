@@ -1,6 +1,13 @@
 """Request parameters: parse and check, or raise BadRequest with a sentence that says what is
 allowed. Every range comes from the limits table (fashion_core/limits.py, with this gateway's
-maxima: ``Settings.limits``). Nothing here touches the model."""
+maxima: ``Settings.limits``); a category is read by gateway/categories.py. Nothing here touches
+the model.
+
+Categories (the class-conditional model) and the noise: a seed's latents never depend on the
+category. A sheet of one category has the latents of the first model's sheet of that seed, at
+the same positions; ``category=all`` has one row per category (index order) and in each row
+the seed's first ``cols`` latents, so a column is one idea drawn as each of the ten
+categories. A walk with ``to_category`` is the same walk drawn twice, one row per category."""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -17,15 +24,36 @@ from fashion_core.contract import LABEL
 from fashion_core.latents import latents_for, slerp
 from fashion_core.limits import Limit
 from fashion_gan.tfserving import Pin
+from gateway import categories
+from gateway.categories import ALL
 from gateway.errors import BadRequest
 from gateway.settings import Settings
 
-__all__ = ["Layout", "Walk", "body", "latents_for", "pin", "query", "walk_body", "walk_query"]
+__all__ = [
+    "Layout",
+    "Walk",
+    "all_layout",
+    "asks_category",
+    "body",
+    "body_categories",
+    "json_body",
+    "latents_for",
+    "pin",
+    "query",
+    "sheet_category",
+    "sheet_latents",
+    "walk_body",
+    "walk_query",
+]
 MAX_LATENT = 1e6
-QUERY_KEYS = {"seed", "rows", "cols", "scale", "spacing", "version", "label"}
+QUERY_KEYS = {"seed", "rows", "cols", "scale", "spacing", "version", "label", "category"}
 BODY_KEYS = {"latents", "rows", "cols", "scale", "spacing", "version", "label"}
+BODY_KEYS |= {"category", "categories"}
 WALK_QUERY_KEYS = {"from", "to", "steps", "format", "scale", "spacing", "version", "label"}
+WALK_QUERY_KEYS |= {"category", "to_category"}
 WALK_BODY_KEYS = WALK_QUERY_KEYS
+SHEET_EXAMPLE = '{"latents": [[100 numbers], ...]}'
+WALK_EXAMPLE = '{"from": [100 numbers], "to": [100 numbers], "steps": 8}'
 FORMATS = ("png", "gif")
 
 
@@ -96,9 +124,69 @@ def query(params: Mapping[str, str], s: Settings) -> tuple[Layout, int | None, P
     return _layout(params, s), seed, pin(params, s)
 
 
-def body(raw: bytes, s: Settings, latent_dim: int) -> tuple[Layout, np.ndarray, Pin | None]:
-    """POST /api/generar-diseno: JSON {"latents": [[latent_dim floats], ...], rows?, cols?, ...}."""
-    doc = _json_object(raw, s, '{"latents": [[100 numbers], ...]}')
+def sheet_category(params: Mapping[str, str]) -> int | str | None:
+    """GET /api/generar-diseno's ``category``: an index, ALL, or None (the first model)."""
+    raw = params.get("category")
+    return None if raw is None else categories.parse(raw)
+
+
+def all_layout(params: Mapping[str, str], s: Settings, layout: Layout) -> Layout:
+    """``category=all``: one row per category, the columns as asked (3 by default)."""
+    n, rows = categories.COUNT, s.limits["rows"]
+    if params.get("rows") is not None and layout.rows != n:
+        raise BadRequest("with category=all the sheet has one row per category: leave rows out.")
+    if not rows.allows(n):
+        raise BadRequest(f"category=all needs {n} rows and this gateway allows at most {rows.hi}.")
+    return replace(layout, rows=n)
+
+
+def sheet_latents(
+    seed: int, layout: Layout, latent_dim: int, category: int | str | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(z, category per row or None) of a seeded sheet (see the module's docstring)."""
+    if category is None:
+        return latents_for(seed, layout.count, latent_dim), None
+    if category == ALL:
+        row = latents_for(seed, layout.cols, latent_dim)  # (cols, dim): one idea per column
+        z = np.tile(row, (layout.rows, 1))  # row k (category k) repeats them
+        return z, np.repeat(np.arange(layout.rows, dtype=np.int64), layout.cols)
+    assert isinstance(category, int)
+    z = latents_for(seed, layout.count, latent_dim)
+    return z, np.full(layout.count, category, dtype=np.int64)
+
+
+def json_body(raw: bytes, s: Settings, walk: bool = False) -> dict[str, Any]:
+    """A POST body as a JSON object (413 past the limit, 400 if it is not one)."""
+    return _json_object(raw, s, WALK_EXAMPLE if walk else SHEET_EXAMPLE)
+
+
+def asks_category(doc: Mapping[str, Any]) -> bool:
+    """Whether a POST body is for the class-conditional model."""
+    return any(doc.get(key) is not None for key in ("category", "categories"))
+
+
+def body_categories(doc: Mapping[str, Any], n: int) -> np.ndarray | None:
+    """A POST body's category per latent: ``category`` or ``categories``, each one value for
+    every latent or a list of one per latent; None when it names none."""
+    given = [key for key in ("category", "categories") if doc.get(key) is not None]
+    if not given:
+        return None
+    if len(given) == 2:
+        raise BadRequest("give either category or categories, not both.")
+    raw = doc[given[0]]
+    if not isinstance(raw, list):
+        return np.full(n, categories.index(raw, given[0]), dtype=np.int64)
+    if len(raw) != n:
+        raise BadRequest(f"{given[0]} must be one category, or a list of {n}: one per latent.")
+    return np.asarray([categories.index(c, f"each of {given[0]}") for c in raw], dtype=np.int64)
+
+
+def body(
+    raw: bytes | dict[str, Any], s: Settings, latent_dim: int
+) -> tuple[Layout, np.ndarray, Pin | None]:
+    """POST /api/generar-diseno: JSON {"latents": [[latent_dim floats], ...], rows?, cols?, ...}
+    (``raw``: the body, or the object ``json_body`` made of it)."""
+    doc = raw if isinstance(raw, dict) else _json_object(raw, s, SHEET_EXAMPLE)
     if "latents" not in doc:
         raise BadRequest('the body must be a JSON object with a "latents" list.')
     _only(doc, BODY_KEYS, "field")
@@ -155,20 +243,37 @@ def _only(src: Mapping[str, Any], allowed: set[str], what: str) -> None:
 
 @dataclass(frozen=True)
 class Walk:
-    """An interpolation request: the strip's layout (1 x steps), its format, its two ends."""
+    """An interpolation request: the strip's layout (1 x steps; 2 x steps with a second
+    category), its format, its two ends, and for the class-conditional model its category
+    (and ``to_category``: the same walk drawn again, as that category, in a second row)."""
 
     layout: Layout
     fmt: str
     start: np.ndarray | int  # a seed (GET) or a latent vector (POST)
     end: np.ndarray | int
+    category: int | None = None
+    to_category: int | None = None
 
     def latents(self, latent_dim: int) -> np.ndarray:
-        """(steps, latent_dim): a seed's end is the first latent of that seed's sheet."""
+        """(rows x steps, latent_dim): a seed's end is the first latent of that seed's sheet;
+        every row is the same walk."""
         a, b = (
             e if isinstance(e, np.ndarray) else latents_for(e, 1, latent_dim)[0]
             for e in (self.start, self.end)
         )
-        return slerp(a, b, self.layout.cols)
+        return np.tile(slerp(a, b, self.layout.cols), (self.layout.rows, 1))
+
+    def categories(self) -> np.ndarray | None:
+        """The category of every design (row-major), or None for the first model."""
+        if self.category is None:
+            return None
+        ends = [self.category] if self.to_category is None else [self.category, self.to_category]
+        return np.repeat(np.asarray(ends, dtype=np.int64), self.layout.cols)
+
+    def category_label(self) -> str | None:
+        """What X-Category says: the category, or both (``dress,coat``)."""
+        chosen = [c for c in (self.category, self.to_category) if c is not None]
+        return ",".join(categories.label(c) for c in chosen) or None
 
 
 def _walk_layout(src: Mapping[str, Any], s: Settings) -> tuple[Layout, str]:
@@ -179,8 +284,27 @@ def _walk_layout(src: Mapping[str, Any], s: Settings) -> tuple[Layout, str]:
     return _layout(src, s, rows=1, cols=cols), fmt  # rows/cols were refused as unknown keys
 
 
+def _walk_categories(src: Mapping[str, Any], s: Settings, walk: Walk) -> Walk:
+    """``category`` and ``to_category`` of a walk (either a query or a JSON body)."""
+    first, second = src.get("category"), src.get("to_category")
+    if first is None:
+        if second is not None:
+            raise BadRequest(
+                "a walk with to_category needs category too: the one it is drawn as first."
+            )
+        return walk
+    chosen = categories.index(first, "category")
+    if second is None:
+        return replace(walk, category=chosen)
+    if not s.limits["rows"].allows(2):
+        raise BadRequest("to_category needs 2 rows and this gateway allows 1.")
+    then = categories.index(second, "the walk's to_category")
+    return replace(walk, layout=replace(walk.layout, rows=2), category=chosen, to_category=then)
+
+
 def walk_query(params: Mapping[str, str], s: Settings) -> tuple[Walk, Pin | None]:
-    """GET /api/interpolate: from and to seeds, steps, format png|gif, scale, spacing."""
+    """GET /api/interpolate: from and to seeds, steps, format png|gif, scale, spacing,
+    category and to_category."""
     _only(params, WALK_QUERY_KEYS, "parameter")
     ends = []
     for key in ("from", "to"):
@@ -189,12 +313,14 @@ def walk_query(params: Mapping[str, str], s: Settings) -> tuple[Walk, Pin | None
             raise BadRequest(f"from and to are both required: seeds from {seeds.lo} to {seeds.hi}.")
         ends.append(checked(s.limits[key], params[key]))
     layout, fmt = _walk_layout(params, s)
-    return Walk(layout, fmt, ends[0], ends[1]), pin(params, s)
+    walk = _walk_categories(params, s, Walk(layout, fmt, ends[0], ends[1]))
+    return walk, pin(params, s)
 
 
-def walk_body(raw: bytes, s: Settings, latent_dim: int) -> tuple[Walk, Pin | None]:
-    """POST /api/interpolate: JSON {"from": [latent_dim numbers], "to": [...], "steps"?, ...}."""
-    doc = _json_object(raw, s, '{"from": [100 numbers], "to": [100 numbers], "steps": 8}')
+def walk_body(raw: bytes | dict[str, Any], s: Settings, latent_dim: int) -> tuple[Walk, Pin | None]:
+    """POST /api/interpolate: JSON {"from": [latent_dim numbers], "to": [...], "steps"?,
+    "category"?, "to_category"?, ...} (``raw``: the body, or the object ``json_body`` made)."""
+    doc = raw if isinstance(raw, dict) else _json_object(raw, s, WALK_EXAMPLE)
     _only(doc, WALK_BODY_KEYS, "field")
     ends = [doc.get("from"), doc.get("to")]
     if not all(_is_latent(v, latent_dim) for v in ends):
@@ -202,7 +328,7 @@ def walk_body(raw: bytes, s: Settings, latent_dim: int) -> tuple[Walk, Pin | Non
     _check_finite(ends)  # type: ignore[arg-type]  # checked lists of numbers just above
     layout, fmt = _walk_layout(doc, s)
     a, b = (np.asarray(v, dtype=np.float32) for v in ends)
-    return Walk(layout, fmt, a, b), pin(doc, s)
+    return _walk_categories(doc, s, Walk(layout, fmt, a, b)), pin(doc, s)
 
 
 def _grid(n: int) -> tuple[int, int]:

@@ -1,5 +1,12 @@
 """The gateway's state and its one operation: a request's latents -> images from the right
-version, within the model server's limits and the gateway's own capacity, each client in turn."""
+model and version, within the model server's limits and the gateway's own capacity, each
+client in turn.
+
+Two models can be served: the first (``fashion_gan``) and the class-conditional one
+(``fashion_gan_cond``, requests with a category). Each is a ``Lane``: its backend, version
+folder, catalog, status answers and trainer. What is about clients stays the gateway's, one
+for both lanes: admission, fairness and pacing (one batcher, one speed), routing (a client is on
+the same side of a canary split for both models), the renderer and the metrics."""
 
 from __future__ import annotations
 
@@ -9,6 +16,8 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +31,7 @@ from gateway.batching import Batcher
 from gateway.bodies import BodyBudget, body_of
 from gateway.catalog import Catalog
 from gateway.disk import ModelFolder
-from gateway.errors import BodiesFull, NotPinnable, Overloaded, UpstreamError
+from gateway.errors import BadRequest, BodiesFull, NotPinnable, Overloaded, UpstreamError
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.shared import Shared
@@ -34,17 +43,53 @@ log = logging.getLogger("gateway")
 ROLLOUT_ROUTES = ("canary", "stable")
 
 
-class Gateway:
-    """One backend (every call within TF Serving's max_batch_size: the library's Chunked),
-    one batcher with admission control, one trainer, one PNG renderer, one metrics registry,
-    and the status answers every caller shares."""
+@dataclass(eq=False)
+class Lane:
+    """One served model: its backend (every call within TF Serving's max_batch_size: the
+    library's Chunked), its version folder, catalog, trainer (None: it is not trained on a
+    miss here) and the status answers every caller shares."""
 
-    def __init__(self, settings: Settings, backend: Backend, trainer: Trainer) -> None:
-        self.settings, self.trainer = settings, trainer
-        self.backend = Chunked(backend, settings.upstream_max_batch)
+    model: str  # the TF Serving model name
+    conditional: bool  # takes a category per row
+    base: Path
+    backend: Chunked
+    folder: ModelFolder
+    catalog: Catalog
+    trainer: Trainer | None
+    status: Shared[ModelStatus]
+    training: Shared[dict[str, Any]] | None
+    key: str = ""  # the batcher's name for it ("" for the first model)
+    served: dict[str, float] = field(default_factory=dict)  # route -> start of request shown
+
+
+class Gateway:
+    """The lanes (the first model, and the class-conditional one unless it is off), one
+    batcher with admission control for both, one PNG renderer, one metrics registry."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        backend: Backend,
+        trainer: Trainer,
+        cond_backend: Backend | None = None,
+        cond_trainer: Trainer | None = None,
+    ) -> None:
+        """``cond_backend``: the class-conditional model's backend (None: not served)."""
+        self.settings = settings
         self.metrics = Metrics()
+        self.first = self._lane(settings.model_name, settings.model_base_path, backend, trainer)
+        self.cond: Lane | None = None
+        if cond_backend is not None:
+            self.cond = self._lane(
+                settings.cond_model_name,
+                settings.cond_base_path,
+                cond_backend,
+                cond_trainer,
+                conditional=True,
+            )
+        self.lanes = [lane for lane in (self.first, self.cond) if lane is not None]
         self.batcher = Batcher(
-            self.backend,
+            self.first.backend,
             settings.max_batch_images,
             settings.batch_window_ms,
             max_wait_s=settings.max_queue_wait_s,
@@ -53,22 +98,94 @@ class Gateway:
             observe=self.metrics.batch_images.observe,
             on_drop=lambda reason: self.metrics.dropped.labels(reason).inc(),
         )
+        if self.cond is not None:
+            self.cond.key = self.cond.model
+            self.batcher.add_model(self.cond.key, self.cond.backend)
         self.renderer = Renderer(settings.render_threads)
-        self.catalog = Catalog(settings)
         self.standing = Standing(settings.retry_busy_s)
         self.bodies = BodyBudget(settings.max_buffered_bytes)
         self.metrics.body_bytes.set_function(lambda: self.bodies.held)
-        self.folder = ModelFolder(
-            settings.model_base_path,
-            settings.status_timeout_s,
-            ttl_s=min(settings.poll_interval_s, 1.0),
-            on_read=self._folder_read,
+        self._watch: asyncio.Task[None] | None = None
+
+    def _lane(
+        self,
+        model: str,
+        base: Path,
+        backend: Backend,
+        trainer: Trainer | None,
+        conditional: bool = False,
+    ) -> Lane:
+        s = self.settings
+        chunked = Chunked(backend, s.upstream_max_batch)
+        first = not conditional  # the first model's folder keeps today's gauges
+        folder = ModelFolder(
+            base,
+            s.status_timeout_s,
+            ttl_s=min(s.poll_interval_s, 1.0),
+            on_read=self._folder_read if first else lambda readable: None,
         )
         # status calls: one at a time, answers shared for a poll interval (gateway/shared.py)
-        self.status: Shared[ModelStatus] = Shared(self.backend.status, settings.poll_interval_s)
-        self.training: Shared[dict[str, Any]] = Shared(trainer.state, settings.poll_interval_s)
-        self._served: dict[str, float] = {}  # route -> start time of the request shown
-        self._watch: asyncio.Task[None] | None = None
+        return Lane(
+            model=model,
+            conditional=conditional,
+            base=base,
+            backend=chunked,
+            folder=folder,
+            catalog=Catalog(s, base, model),
+            trainer=trainer,
+            status=Shared(chunked.status, s.poll_interval_s),
+            training=None if trainer is None else Shared(trainer.state, s.poll_interval_s),
+        )
+
+    # the first model's parts, by their names from before there were two
+    @property
+    def backend(self) -> Chunked:
+        return self.first.backend
+
+    @property
+    def folder(self) -> ModelFolder:
+        return self.first.folder
+
+    @property
+    def status(self) -> Shared[ModelStatus]:
+        return self.first.status
+
+    @property
+    def trainer(self) -> Trainer:
+        assert self.first.trainer is not None
+        return self.first.trainer
+
+    @property
+    def training(self) -> Shared[dict[str, Any]]:
+        assert self.first.training is not None
+        return self.first.training
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.first.catalog
+
+    def lane(self, conditional: bool) -> Lane:
+        """The lane of a request: with a category the class-conditional model's (404 when
+        this gateway does not serve it), else the first model's."""
+        if not conditional:
+            return self.first
+        if self.cond is None:
+            raise BadRequest(
+                "this gateway does not serve the class-conditional model "
+                "(GATEWAY_CONDITIONAL is off); leave category out.",
+                404,
+            )
+        return self.cond
+
+    def lane_named(self, model: str | None) -> Lane:
+        """The lane a ``?model=`` parameter names (None: the first model's)."""
+        if model is None:
+            return self.first
+        for lane in self.lanes:
+            if model == lane.model:
+                return lane
+        names = " or ".join(lane.model for lane in self.lanes)
+        raise BadRequest(f"model must be {names}.")
 
     # --- who asks, and may they ------------------------------------------------------------
     def client(self, request: Request) -> str:
@@ -115,20 +232,35 @@ class Gateway:
         return routing.choose(explicit, key, self.settings)
 
     # --- the work --------------------------------------------------------------------------
-    def submit(self, z: np.ndarray, pin: Pin, route: str, client: str) -> Awaitable[Generated]:
+    def submit(
+        self,
+        z: np.ndarray,
+        pin: Pin,
+        route: str,
+        client: str,
+        category: np.ndarray | None = None,
+    ) -> Awaitable[Generated]:
         """Queue the model work now (raising Overloaded at once when the gateway is full) and
-        return what to await for the images. Seeded sheets are batched like the rest: every
-        model call has 9 rows or more, where a row's result does not depend on its batch
-        (fashion_gan/tfserving/chunking.py)."""
+        return what to await for the images: the first model's, or with ``category`` (one
+        per row) the class-conditional model's. Seeded sheets are batched like the rest:
+        every model call has 9 rows or more, where a row's result does not depend on its
+        batch (fashion_gan/tfserving/chunking.py)."""
+        lane = self.lane(category is not None)
         try:
-            future = self.batcher.submit(z, pin, client)
+            future = self.batcher.submit(z, pin, client, model=lane.key, category=category)
         except Overloaded:
             self.standing.refused(client)
             raise
-        return self._finish(future, z, route, client)
+        return self._finish(future, z, route, client, lane, category)
 
     async def _finish(
-        self, future: asyncio.Future[Generated], z: np.ndarray, route: str, client: str
+        self,
+        future: asyncio.Future[Generated],
+        z: np.ndarray,
+        route: str,
+        client: str,
+        lane: Lane,
+        category: np.ndarray | None,
     ) -> Generated:
         """A rollout label that is not defined yet falls back to the newest version, so
         turning the canary share on before publishing a canary loses nothing."""
@@ -137,27 +269,29 @@ class Gateway:
         except NotPinnable:
             if route not in ROLLOUT_ROUTES:
                 raise
-            return await self.batcher.generate(z, Pin(), client)
+            return await self.batcher.generate(z, Pin(), client, model=lane.key, category=category)
         finally:
             future.cancel()  # the client went away: drop the work if it has not started
 
-    async def latent_dim(self, pin: Pin, route: str) -> int:
+    async def latent_dim(self, pin: Pin, route: str, lane: Lane | None = None) -> int:
+        backend = (lane or self.first).backend
         try:
-            return await self.backend.latent_dim(pin)
+            return await backend.latent_dim(pin)
         except NotPinnable:
             if route not in ROLLOUT_ROUTES:
                 raise
-            return await self.backend.latent_dim(Pin())
+            return await backend.latent_dim(Pin())
 
-    def served(self, route: str, version: int, started: float) -> None:
-        """``gateway_served_version{route}``: the version that answered the request of that
-        route that started last. Not the answer that came last: a request that started on
-        the old version may end after one that started on the new (pinned requests say
+    def served(self, route: str, version: int, started: float, lane: Lane | None = None) -> None:
+        """``gateway_served_version{route,model}``: the version that answered the request of
+        that route that started last. Not the answer that came last: a request that started
+        on the old version may end after one that started on the new (pinned requests say
         nothing about what the route serves)."""
-        if route == "pinned" or started < self._served.get(route, float("-inf")):
+        lane = lane or self.first
+        if route == "pinned" or started < lane.served.get(route, float("-inf")):
             return
-        self._served[route] = started
-        self.metrics.served_version.labels(route).set(version)
+        lane.served[route] = started
+        self.metrics.served_version.labels(route, lane.model).set(version)
 
     # --- what the model server and the base path say --------------------------------------
     def _folder_read(self, readable: bool) -> None:
@@ -173,25 +307,39 @@ class Gateway:
             await self._look()
 
     async def _look(self) -> None:
-        """Read the base path and the model server's status once (errors become gauges)."""
-        with contextlib.suppress(OSError):
-            await self.folder.versions()  # its gauge and log follow the folder's state
-        try:
-            status = await self.status.get()
-        except (UpstreamError, OSError):
-            self.metrics.upstream_up.set(0)
-            self.metrics.upstream_ready.set(0)
-            self.metrics.upstream_available.set(0)
-        except Exception:  # a surprise must not end the watch
-            log.exception("model server status check failed")
-        else:
-            self.metrics.upstream_up.set(1)
-            self.metrics.upstream_ready.set(1 if status.ready else 0)
-            self.metrics.upstream_available.set(len(status.available))
+        """Read the base paths and the model server's status once (errors become gauges:
+        the unlabelled ones are the first model's, ``gateway_model_*{model}`` each lane's)."""
+        for lane in self.lanes:
+            await self._look_at(lane)
 
-    def upstream_state(self) -> dict[str, Any]:
+    async def _look_at(self, lane: Lane) -> None:
+        first = lane is self.first
+        with contextlib.suppress(OSError):
+            await lane.folder.versions()  # its gauge and log follow the folder's state
+        up = self.metrics.model_up.labels(lane.model)
+        available = self.metrics.model_available.labels(lane.model)
+        try:
+            status = await lane.status.get()
+        except (UpstreamError, OSError):
+            up.set(0)
+            available.set(0)
+            if first:
+                self.metrics.upstream_up.set(0)
+                self.metrics.upstream_ready.set(0)
+                self.metrics.upstream_available.set(0)
+        except Exception:  # a surprise must not end the watch
+            log.exception("model server status check failed (%s)", lane.model)
+        else:
+            up.set(1)
+            available.set(len(status.available))
+            if first:
+                self.metrics.upstream_up.set(1)
+                self.metrics.upstream_ready.set(1 if status.ready else 0)
+                self.metrics.upstream_available.set(len(status.available))
+
+    def upstream_state(self, lane: Lane | None = None) -> dict[str, Any]:
         """What is known about the model server now, without asking it (for /readyz)."""
-        s = self.status
+        s = (lane or self.first).status
         age = None if s.checked is None else round(time.monotonic() - s.checked, 3)
         if s.checked is None:
             return {"checked": False}
@@ -208,7 +356,8 @@ class Gateway:
         }
 
     async def start(self) -> None:
-        await self.backend.start()
+        for lane in self.lanes:
+            await lane.backend.start()
         await self._look()  # the first /readyz already has the model server's state
         self._watch = asyncio.create_task(self._watch_upstream())
 
@@ -216,6 +365,7 @@ class Gateway:
         if self._watch is not None:
             self._watch.cancel()
         await self.batcher.close()
-        await self.backend.close()
+        for lane in self.lanes:
+            await lane.backend.close()
+            lane.folder.close()
         self.renderer.close()
-        self.folder.close()

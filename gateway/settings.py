@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from fashion_core import limits as request_limits
+from fashion_core.contract import COND_MODEL_NAME
 from fashion_core.envparse import (
     SettingsError,
     Variable,
@@ -22,6 +23,7 @@ from fashion_core.envparse import (
     integer,
     networks,
     number,
+    path,
     read,
     refuse_unknown,
     served_name,
@@ -49,6 +51,10 @@ class Settings:
     model_base_path: Path = _API.model_base_path
     # labels for the embedded backend (TF Serving reads its own copy via --model_config_file)
     model_config_file: Path | None = _API.model_config_file
+    # the class-conditional model, served beside the first (requests with a category)
+    conditional: bool = True
+    cond_model_name: str = COND_MODEL_NAME
+    cond_model_base_path: Path | None = None  # None: <cond_model_name> beside model_base_path
     rest_url: str = "http://localhost:8501"
     grpc_target: str = "localhost:8500"
     host: str = "127.0.0.1"
@@ -103,6 +109,13 @@ class Settings:
     stable_label: str = "stable"
     log_level: str = "info"
 
+    @property
+    def cond_base_path(self) -> Path:
+        """The conditional model's version folders (models/fashion_gan_cond by default)."""
+        if self.cond_model_base_path is not None:
+            return self.cond_model_base_path
+        return self.model_base_path.parent / self.cond_model_name
+
     @functools.cached_property
     def limits(self) -> dict[str, request_limits.Limit]:
         """The request limits with this gateway's maxima (fashion_core/limits.py)."""
@@ -116,6 +129,25 @@ VARIABLES: tuple[Variable, ...] = (
     api.MODEL_NAME_VAR,
     api.MODEL_BASE_PATH,
     api.MODEL_CONFIG_FILE,
+    Variable(
+        "GATEWAY_CONDITIONAL",
+        "conditional",
+        boolean,
+        "serve the class-conditional model too: requests with a `category` (off: they get 404)",
+    ),
+    Variable(
+        "COND_MODEL_NAME",
+        "cond_model_name",
+        served_name,
+        "the TF Serving name of the class-conditional model",
+    ),
+    Variable(
+        "COND_MODEL_BASE_PATH",
+        "cond_model_base_path",
+        path,
+        "its version folders, as `MODEL_BASE_PATH` is the first model's (unset: "
+        "`COND_MODEL_NAME` beside `MODEL_BASE_PATH`, e.g. `models/fashion_gan_cond`)",
+    ),
     Variable("TFSERVING_REST_URL", "rest_url", url, "TF Serving REST"),
     Variable("TFSERVING_GRPC_TARGET", "grpc_target", target, "TF Serving gRPC"),
     Variable("GATEWAY_HOST", "host", text, "listen address"),

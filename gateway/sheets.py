@@ -63,9 +63,17 @@ def answer(
     cache: str,
     vary: bool,
     media_type: str = "image/png",
+    model: str | None = None,
+    category: str | None = None,
 ) -> Response:
-    """The PNG response with its version, seed, route and caching headers (see above)."""
+    """The PNG response with its version, seed, route and caching headers (see above), the
+    model that drew it and, from the class-conditional model, its category (``X-Category``:
+    the English name, ``all``, or the two of a walk between categories)."""
     headers = {"X-Model-Version": str(version), "X-Traffic-Route": route}
+    if model is not None:
+        headers["X-Model-Name"] = model
+    if category is not None:
+        headers["X-Category"] = category
     if seed is not None:
         headers["X-Seed"] = str(seed)
     if vary:

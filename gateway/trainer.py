@@ -14,7 +14,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from fashion_gan.jobs import JobRunner, job_runner
+from fashion_gan.jobs import JobRunner, LocalJobs, job_runner
 from gateway.settings import Settings
 
 REMOTE_THREADS = 8
@@ -35,6 +35,7 @@ class Trainer:
 
 
 def make_trainer(settings: Settings) -> Trainer:
+    """The first model's trainer: the local runner, or the trainer service's."""
     runner = job_runner(
         settings.jobs_dir,
         settings.model_base_path,
@@ -44,3 +45,19 @@ def make_trainer(settings: Settings) -> Trainer:
         settings.status_timeout_s,
     )
     return Trainer(runner, REMOTE_THREADS if settings.trainer_url else 1)
+
+
+def cond_trainer(settings: Settings) -> Trainer | None:
+    """The class-conditional model's trainer: a local runner of its own (its own jobs folder,
+    ``<GATEWAY_JOBS_DIR>/<COND_MODEL_NAME>``, so its single flight and back-off are its own),
+    training with ``--set conditional=true`` into the conditional base path. None with a
+    trainer service (GATEWAY_TRAINER_URL): that service trains the first model only."""
+    if settings.trainer_url:
+        return None
+    runner = LocalJobs(
+        settings.jobs_dir / settings.cond_model_name,
+        settings.cond_base_path,
+        settings.model_config_file,
+        ("--set", "conditional=true", "--model-name", settings.cond_model_name),
+    )
+    return Trainer(runner)

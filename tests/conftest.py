@@ -137,6 +137,42 @@ def smoke_base(tmp_path_factory: pytest.TempPathFactory, classifier_path: Path) 
 
 
 @pytest.fixture(scope="session")
+def cond_base(tmp_path_factory: pytest.TempPathFactory, classifier_path: Path) -> Path:
+    """models/fashion_gan_cond with versions 1 and 2 of the class-conditional generator, each
+    from a smoke conditional run of the CLI (seeds 1 and 2, in parallel, one per core), with
+    a small evaluation each, so their cards carry figures per category."""
+    import json
+
+    root = tmp_path_factory.mktemp("cond_models")
+
+    def command(n: int) -> list[str]:
+        return [
+            sys.executable, "-m", "training", "--profile", "smoke",
+            "--set", "conditional=true", "--set", f"seed={n}",
+            "--set", "train_samples=128", "--set", "eval_samples=40",
+            "--model-base-path", str(root / f"base{n}" / "fashion_gan_cond"),
+            "--run-dir", str(root / f"run{n}"), "--keras-out", str(root / f"g{n}.keras"),
+            "--classifier", str(classifier_path), "--quiet",
+        ]  # fmt: skip
+
+    env, pipe = {**ENV, **TENSORFLOW}, subprocess.PIPE
+    procs = [
+        subprocess.Popen(command(n), cwd=REPO, env=env, stdout=pipe, stderr=pipe, text=True)
+        for n in (1, 2)
+    ]
+    base = root / "fashion_gan_cond"
+    base.mkdir()
+    for n, proc in enumerate(procs, start=1):
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out[-2000:] + err[-2000:]
+        (root / f"base{n}" / "fashion_gan_cond" / "1").rename(base / str(n))
+        card_path = base / str(n) / "assets.extra" / "model_card.json"
+        card = json.loads(card_path.read_text())
+        card_path.write_text(json.dumps({**card, "version": n}, indent=2))
+    return base
+
+
+@pytest.fixture(scope="session")
 def server(smoke_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
     with model_server(smoke_base, tmp_path_factory.mktemp("tfs")) as s:
         yield s

@@ -29,7 +29,9 @@ class Fake:
         self.fail: Exception | None = None
         self.version = version
 
-    async def generate(self, z: np.ndarray, pin: Pin) -> Generated:
+    async def generate(
+        self, z: np.ndarray, pin: Pin, category: np.ndarray | None = None
+    ) -> Generated:
         self.calls.append((len(z), pin))
         call = len(self.calls)
         if self.hold is not None:

@@ -183,3 +183,67 @@ def test_phone_width_has_no_sideways_scroll(browser: Any, gallery: str) -> None:
         assert browser.find_element("id", "sheet").size["width"] <= 390
     finally:
         browser.set_window_size(1100, 1000)
+
+
+@pytest.fixture(scope="module")
+def cond_gallery(
+    smoke_base: Path, cond_base: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A gateway serving the class-conditional model beside the first (its smoke versions)."""
+    s = replace(
+        embedded_settings(smoke_base, tmp_path_factory.mktemp("cond_gallery")),
+        cond_model_base_path=cond_base,
+    )
+    with serve(create_app(s)) as url:
+        yield url
+
+
+def _requested(driver: Any, needle: str) -> list[str]:
+    """The sheet requests the page made whose URL contains ``needle``."""
+    names = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
+    return [n for n in names if "/api/generar-diseno" in n and needle in n]
+
+
+def test_category_picker_draws_that_category(browser: Any, cond_gallery: str) -> None:
+    """Picking "dress" sends category=dress and shows the class-conditional model's sheet
+    and its card's figures per category; "all" shows ten rows; "any" the first model."""
+    from selenium.webdriver.support.ui import Select
+
+    _open(browser, cond_gallery + "/?seed=21")
+    picker = Select(browser.find_element("id", "category"))
+    assert [o.get_attribute("value") for o in picker.options][:3] == ["", "all", "t-shirt/top"]
+    assert not browser.find_element("id", "per-class").is_displayed()
+    picker.select_by_value("dress")
+
+    def shown(category: str) -> bool:
+        img = browser.find_element("id", "sheet")
+        return img.get_attribute("data-category") == category and page_state(browser) == "ready"
+
+    wait_for(lambda: shown("dress"), what="the dress sheet")
+    assert _requested(browser, "category=dress")  # the sheet request carried it
+    png, seed, version = _sheet(browser)
+    assert seed == "21" and version == "2"
+    assert Image.open(io.BytesIO(png)).size == (84 * SCALE, 84 * SCALE)
+    direct = requests.get(
+        cond_gallery + f"/api/generar-diseno?seed=21&rows=3&cols=3&scale={SCALE}&category=dress",
+        timeout=30,
+    )
+    assert direct.content == png
+    assert "category dress" in browser.find_element("id", "sheet").get_attribute("alt")
+    assert "category=dress" in browser.find_element("id", "share").get_attribute("href")
+    # the version picker lists the class-conditional model's versions, the panel its card
+    wait_for(lambda: browser.find_element("id", "per-class").is_displayed(), what="per class")
+    rows = browser.find_elements("css selector", "#per-class tbody tr")
+    assert len(rows) == 10 and rows[3].text.startswith("dress (vestido)")
+    assert "Agreement" in browser.find_element("id", "quality").text
+
+    picker.select_by_value("all")
+    wait_for(lambda: shown("all"), what="the sheet of every category")
+    every, _, _ = _sheet(browser)
+    assert Image.open(io.BytesIO(every)).size == (3 * 28 * SCALE, 10 * 28 * SCALE)
+
+    picker.select_by_value("")
+    wait_for(lambda: shown(""), what="the first model's sheet")
+    assert not browser.find_element("id", "per-class").is_displayed()

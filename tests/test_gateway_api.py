@@ -200,7 +200,7 @@ def test_health_ready_metrics_docs(client: TestClient) -> None:
         "gateway_requests_total",
         "gateway_request_seconds_bucket",
         "gateway_batch_images_bucket",
-        'gateway_served_version{route="latest"} 2.0',
+        'gateway_served_version{model="fashion_gan",route="latest"} 2.0',
         "gateway_upstream_ready 1.0",
         "gateway_base_path_readable 1.0",
         "gateway_sheets_total",
@@ -276,9 +276,9 @@ def test_answers_vary_by_client_when_a_canary_splits_traffic(
     assert routed.headers["cache-control"] == "no-cache"
     assert "vary" not in pinned.headers and "immutable" in pinned.headers["cache-control"]
     assert by_route == {"stable": "1", "canary": "2"}
-    assert 'gateway_served_version{route="stable"} 1.0' in metrics
-    assert 'gateway_served_version{route="canary"} 2.0' in metrics
-    assert 'gateway_served_version{route="pinned"}' not in metrics
+    assert 'gateway_served_version{model="fashion_gan",route="stable"} 1.0' in metrics
+    assert 'gateway_served_version{model="fashion_gan",route="canary"} 2.0' in metrics
+    assert 'gateway_served_version{model="fashion_gan",route="pinned"}' not in metrics
 
 
 def _tiles(img: np.ndarray) -> list[np.ndarray]:

@@ -188,7 +188,9 @@ class _Buggy:
     async def status(self) -> ModelStatus:
         return ModelStatus([])
 
-    async def generate(self, z: np.ndarray, pin: Pin) -> Generated:
+    async def generate(
+        self, z: np.ndarray, pin: Pin, category: np.ndarray | None = None
+    ) -> Generated:
         raise ZeroDivisionError("a bug")
 
 

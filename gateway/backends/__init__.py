@@ -19,13 +19,14 @@ __all__ = [
 ]
 
 
-def serving_config(settings: Settings) -> ServingConfig:
-    """The TF Serving client configuration the gateway's settings describe."""
+def serving_config(settings: Settings, conditional: bool = False) -> ServingConfig:
+    """The TF Serving client configuration the gateway's settings describe, for the first
+    model or (``conditional``) the class-conditional one."""
     rest = settings.backend == "rest"
     return ServingConfig(
         rest_url=settings.rest_url if rest else None,
         grpc_target=None if rest else settings.grpc_target,
-        model_name=settings.model_name,
+        model_name=settings.cond_model_name if conditional else settings.model_name,
         timeout_s=settings.upstream_timeout_s,
         status_timeout_s=settings.status_timeout_s,
         retry_busy_s=settings.retry_busy_s,
@@ -36,10 +37,13 @@ def serving_config(settings: Settings) -> ServingConfig:
     )
 
 
-def make_backend(settings: Settings) -> Backend:
+def make_backend(settings: Settings, conditional: bool = False) -> Backend:
+    """The backend of the first model, or (``conditional``) of the class-conditional one."""
     if settings.backend == "embedded":
         from gateway.backends.embedded import EmbeddedBackend
 
+        if conditional:
+            return EmbeddedBackend(settings, settings.cond_base_path, settings.cond_model_name)
         return EmbeddedBackend(settings)
     # unchunked: the gateway chunks every backend's calls itself (gateway/service.py)
-    return transport(serving_config(settings))
+    return transport(serving_config(settings, conditional))

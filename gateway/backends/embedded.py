@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,10 +34,15 @@ MODEL_THREADS = 8  # a 16x16 sheet is four concurrent calls of 72 rows; a few pi
 class EmbeddedBackend:
     name = "embedded"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, base: Path | None = None, model_name: str | None = None
+    ) -> None:
+        """The first model's (MODEL_BASE_PATH, MODEL_NAME), or another's ``base`` and
+        ``model_name`` (the class-conditional model's)."""
         self.settings = settings
-        self.base = settings.model_base_path
-        self.labels = LabelFile(settings.model_config_file, settings.model_name)
+        self.base = base or settings.model_base_path
+        self.model_name = model_name or settings.model_name
+        self.labels = LabelFile(settings.model_config_file, self.model_name)
         self.folder = ModelFolder(
             self.base, settings.status_timeout_s, ttl_s=settings.poll_interval_s / 2
         )
@@ -96,7 +102,7 @@ class EmbeddedBackend:
                 raise NotPinnable(f"label {pin.label!r} is not defined; defined labels: {known}.")
             return labels[pin.label]
         if self.versions.newest is None:
-            raise NoVersion(f"no version of {self.settings.model_name} is published yet.")
+            raise NoVersion(f"no version of {self.model_name} is published yet.")
         return self.versions.newest
 
     async def _function(self, version: int, pinned: bool) -> Any:
@@ -113,7 +119,10 @@ class EmbeddedBackend:
                 )
         return (await self.versions.get(version, pinned)).fn
 
-    async def generate(self, z: np.ndarray, pin: Pin) -> Generated:
+    async def generate(
+        self, z: np.ndarray, pin: Pin, category: np.ndarray | None = None
+    ) -> Generated:
+        """Images for ``z``; a class-conditional model takes ``category`` too, one per row."""
         version = self._resolve(pin)
         fn = await self._function(version, pinned=pin != Pin())
         deadline = self.settings.upstream_timeout_s
@@ -121,7 +130,7 @@ class EmbeddedBackend:
         try:
             # the same deadline as a TF Serving call; a late model run finishes in its thread
             images = await asyncio.wait_for(
-                loop.run_in_executor(self.pool, call_signature, fn, z), deadline
+                loop.run_in_executor(self.pool, call_signature, fn, z, category), deadline
             )
         except TimeoutError:
             raise UpstreamError(f"the model did not answer within {deadline:g}s.", 504) from None

@@ -5,7 +5,13 @@
 
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 1000;
-const state = { versions: [], shown: null, objectUrls: {}, ticket: 0 };
+const state = { versions: [], models: [], model: "", shown: null, objectUrls: {}, ticket: 0 };
+
+// the category picker: "" is the first model (no category), "all" one row per category, else
+// one of the ten; every category is the class-conditional model (the second of /api/versions'
+// models), whose versions, labels and figures the picker and the quality panel then show
+function category() { return $("category").value; }
+function modelParam() { return category() && state.models[1] ? { model: state.models[1] } : {}; }
 
 function setState(name) { document.body.dataset.state = name; }
 
@@ -36,10 +42,23 @@ function showImage(img, key, blob) {
   img.src = state.objectUrls[key];
 }
 
+async function fetchVersions(model) {
+  const resp = await fetch("/api/versions" + (model ? "?" + query({ model }) : ""));
+  return resp.json().catch(() => ({ versions: [], labels: {} }));
+}
+
 async function loadVersions() {
-  const resp = await fetch("/api/versions");
-  const body = await resp.json().catch(() => ({ versions: [], labels: {} }));
+  let body = null;
+  if (!state.models.length) {  // which models this gateway serves (the second: by category)
+    body = await fetchVersions("");
+    state.models = body.models || [];
+    // a gateway without the class-conditional model: the picker has only "any"
+    $("category").disabled = state.models.length < 2;
+  }
+  const wanted = modelParam().model || "";
+  if (wanted || !body) body = await fetchVersions(wanted);
   state.versions = body.versions || [];
+  state.model = wanted;
   const select = $("model");
   const keep = select.value;
   select.replaceChildren(new Option("newest version", ""));
@@ -72,12 +91,34 @@ function showQuality(version) {
   if ("class_kl_to_uniform" in q) items.push(["Class balance (KL to uniform)", `${fmt(q.class_kl_to_uniform)} (real data: ${fmt(q.class_kl_real_floor)})`]);
   if ("nn_distance_mean" in q) items.push(["Distance to nearest training image", `${fmt(q.nn_distance_mean)} (real data: ${fmt(q.nn_distance_real_floor_mean)})`]);
   if ("samples" in q) items.push(["Measured on", `${q.samples} designs`]);
+  if ("agreement" in q) items.push(["Agreement (designs the classifier sees as the category asked)", `${fmt(q.agreement)} (the classifier on real images: ${fmt(q.classifier_accuracy)})`]);
+  if ("samples" in q) items.push(["Measured on", `${q.samples} designs`]);
   if (row && row.profile) items.push(["Training profile", `${row.profile}, ${row.epochs} epochs`]);
   if (!items.length) items.push(["Figures", "this version's model card has none"]);
   for (const [k, v] of items) {
     const dt = document.createElement("dt"); dt.textContent = k;
     const dd = document.createElement("dd"); dd.textContent = v;
     dl.append(dt, dd);
+  }
+  showPerClass(row);
+}
+
+function showPerClass(row) {
+  // a class-conditional version's card: FID and agreement per category, beside real data's
+  const table = $("per-class");
+  const body = table.tBodies[0];
+  body.replaceChildren();
+  const per = (row && row.per_class) || {};
+  const names = (row && row.categories) || [];
+  table.hidden = !(row && row.conditional && names.length);
+  for (const [i, c] of names.entries()) {
+    const tr = document.createElement("tr");
+    const at = (key) => (Array.isArray(per[key]) && i < per[key].length ? fmt(per[key][i]) : "—");
+    for (const text of [`${c.en} (${c.es})`, `${at("fid_per_class")} (${at("fid_real_floor_per_class")})`,
+                        `${at("agreement_per_class")} (${at("classifier_accuracy_per_class")})`]) {
+      const td = document.createElement("td"); td.textContent = text; tr.append(td);
+    }
+    body.append(tr);
   }
 }
 
@@ -87,35 +128,42 @@ async function draw(seed) {
   const ticket = ++state.ticket;  // a later draw wins, whichever answer comes back first
   const stale = () => ticket !== state.ticket;
   const l = layout();
-  const url = "/api/generar-diseno?" + query({ seed, ...l, ...pinParams($("model").value) });
+  const cat = category();
+  if (cat === "all") delete l.rows;  // one row per category: the gateway sets the rows
+  const url = "/api/generar-diseno?" + query({ seed, ...l, category: cat, ...pinParams($("model").value) });
   setState("loading");
   let resp;
   try { resp = await fetch(url); } catch (e) { return stale() || fail("The gateway is unreachable; try again."); }
   if (stale()) return;
   if (resp.status === 503) {
     const body = await resp.json().catch(() => ({}));
-    if (body.training) return watchTraining();
+    if (body.training) return watchTraining(body.status_url || "/api/training");
     return fail(body.error || "The model server is busy; try again shortly.");
   }
   if (!resp.ok) return fail(await errorSentence(resp));
   const blob = await resp.blob();
   if (stale()) return;
+  if (cat === "all") l.rows = "10";
   const shown = { seed: resp.headers.get("X-Seed"), version: Number(resp.headers.get("X-Model-Version")), ...l };
   state.shown = shown;
   const img = $("sheet");
-  img.alt = `${l.rows} by ${l.cols} sheet of generated clothing designs, seed ${shown.seed}, model version ${shown.version}`;
+  const what = cat === "all" ? ", one row per category" : cat ? `, category ${cat}` : "";
+  img.alt = `${l.rows} by ${l.cols} sheet of generated clothing designs${what}, seed ${shown.seed}, model version ${shown.version}`;
   img.dataset.seed = shown.seed;
   img.dataset.version = String(shown.version);
+  img.dataset.category = resp.headers.get("X-Category") || "";
   img.onload = () => { if (!stale()) setState("ready"); };
   showImage(img, "sheet", blob);
   $("seed").value = shown.seed;
-  $("caption").textContent = `Seed ${shown.seed} · version ${shown.version} · ${l.rows}×${l.cols}`;
+  const named = cat ? ` · ${cat === "all" ? "every category" : cat}` : "";
+  $("caption").textContent = `Seed ${shown.seed} · version ${shown.version} · ${l.rows}×${l.cols}${named}`;
   // the link pins the version that drew the sheet: it reproduces it byte for byte after a rollout
-  const pinned = { seed: shown.seed, ...l, version: shown.version };
+  const sized = cat === "all" ? { cols: l.cols, scale: l.scale } : l;
+  const pinned = { seed: shown.seed, ...sized, category: cat, version: shown.version };
   $("share").href = "/?" + query(pinned);
   $("download").href = "/api/generar-diseno?" + query(pinned);
   $("download").download = `designs-v${shown.version}-seed${shown.seed}.png`;
-  history.replaceState(null, "", "/?" + query({ seed: shown.seed, ...l, ...pinParams($("model").value) }));
+  history.replaceState(null, "", "/?" + query({ seed: shown.seed, ...sized, category: cat, ...pinParams($("model").value) }));
   if (!$("walk-from").value) $("walk-from").value = shown.seed;
   // a version the picker has not seen (a rollout since the page loaded): list them again
   if (!state.versions.some((v) => v.version === shown.version)) await loadVersions().catch(() => false);
@@ -128,8 +176,9 @@ function fail(sentence) {
 }
 
 let polling = false;
-async function watchTraining() {
-  // no version yet: show the job's progress until a version is AVAILABLE, then draw
+async function watchTraining(statusUrl = "/api/training") {
+  // no version yet (of the first model, or of the class-conditional one when a category was
+  // asked): show the job's progress until a version is AVAILABLE, then draw
   if (polling) { setState("training"); return; }
   polling = true;
   setState("training");
@@ -137,7 +186,7 @@ async function watchTraining() {
   $("sheet-section").setAttribute("aria-busy", "true");
   while (true) {
     try {
-      const job = (await (await fetch("/api/training")).json()).training || {};
+      const job = (await (await fetch(statusUrl)).json()).training || {};
       // a progressive job runs to a time budget: its minutes say more than its epoch cap
       const epochs = job.budget_s
         ? ` ${Math.floor((job.clock_s || 0) / 60)} of ${Math.round(job.budget_s / 60)} minutes`
@@ -192,15 +241,20 @@ async function walk(ev) {
   if (ev) ev.preventDefault();
   $("walk-error").textContent = "";
   const format = $("walk-format").value;
+  // the walk is drawn as the sheet's category (none for "any" and "all"), and again as the
+  // second category when one is picked (a second row)
+  const cat = category() === "all" ? "" : category();
+  const then = cat ? $("walk-to-category").value : "";
   const params = { from: $("walk-from").value.trim(), to: $("walk-to").value.trim(), steps: $("walk-steps").value,
-                   format, scale: $("scale").value, ...pinParams($("model").value) };
+                   format, scale: $("scale").value, category: cat, to_category: then, ...pinParams($("model").value) };
   const url = "/api/interpolate?" + query(params);
   const resp = await fetch(url).catch(() => null);
   if (!resp) { $("walk-error").textContent = "The gateway is unreachable; try again."; return; }
   if (!resp.ok) { $("walk-error").textContent = await errorSentence(resp); return; }
   const img = $("strip");
   img.alt = `${params.steps} designs morphing from seed ${params.from} to seed ${params.to}` +
-            (format === "gif" ? ", as an animation" : ", in one row");
+            (cat ? ` as ${cat}` : "") + (then ? `, then as ${then}` : "") +
+            (format === "gif" ? ", as an animation" : then ? ", in two rows" : ", in one row");
   img.dataset.version = resp.headers.get("X-Model-Version");
   showImage(img, "strip", await resp.blob());
   $("walk-download").href = url;
@@ -233,12 +287,26 @@ async function start() {
   const limited = applyLimits().catch(() => {});  // the listeners do not wait for it
   const q = new URLSearchParams(location.search);
   for (const key of ["rows", "cols", "scale", "seed"]) if (q.get(key)) $(key).value = q.get(key);
+  if (q.get("category") && [...$("category").options].some((o) => o.value === q.get("category"))) {
+    $("category").value = q.get("category");
+  }
   $("walk-to").value = randomSeed();
   $("controls").addEventListener("submit", (ev) => { ev.preventDefault(); draw($("seed").value.trim() || undefined); });
   $("new").addEventListener("click", () => draw(undefined));
   $("model").addEventListener("change", () => draw($("seed").value.trim() || undefined));
+  $("category").addEventListener("change", async () => {
+    // another model's versions and labels: the pin starts again from its newest version
+    const before = modelParam().model || "";
+    if (before !== state.model) {
+      $("model").value = "";
+      await loadVersions().catch(() => false);
+    }
+    $("rows").disabled = category() === "all";
+    draw($("seed").value.trim() || undefined);
+  });
   $("walk").addEventListener("submit", walk);
   await limited;  // before the first sheet: its size is clamped to the gateway's limits
+  $("rows").disabled = category() === "all";
   let ready = false;
   try { ready = await loadVersions(); } catch (e) { ready = false; }
   const choice = q.get("version") ? `v:${q.get("version")}` : q.get("label") ? `l:${q.get("label")}` : "";
