@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fashion_core.categories import ALL
+
 MAX_SEED = 2**63 - 1
 
 
@@ -28,3 +30,20 @@ def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
     else:
         walk = (np.sin((1.0 - t) * omega) * a64 + np.sin(t * omega) * b64) / np.sin(omega)
     return walk.astype(np.float32)
+
+
+def sheet_latents(
+    seed: int, rows: int, cols: int, latent_dim: int, category: int | str | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(z, category per row or None) of a seeded rows x cols sheet, for the gateway and the
+    Python API alike. No category: the first model's latents. One category: the same latents,
+    so a seed gives the same ideas in every category. ``ALL`` (rows = one per category): every
+    row repeats the seed's first ``cols`` latents, row k drawn as category k, so a column is
+    one idea in every category."""
+    if category is None:
+        return latents_for(seed, rows * cols, latent_dim), None
+    if category == ALL:
+        row = latents_for(seed, cols, latent_dim)
+        return np.tile(row, (rows, 1)), np.repeat(np.arange(rows, dtype=np.int64), cols)
+    assert isinstance(category, int)
+    return latents_for(seed, rows * cols, latent_dim), np.full(rows * cols, category, np.int64)

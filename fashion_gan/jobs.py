@@ -105,3 +105,9 @@ def job_runner(
     if trainer_url:
         return RemoteJobs(trainer_url, token, timeout_s)
     return LocalJobs(jobs_dir, base, labels_file)
+
+
+def cond_train_args(model_name: str) -> tuple[str, ...]:
+    """``python -m training``'s arguments for the class-conditional model's job (besides the
+    profile and base path): what the gateway's miss and the Python API both start."""
+    return ("--set", "conditional=true", "--model-name", model_name)

@@ -13,7 +13,10 @@ an event loop, so both functions work inside one (a notebook, an async app).
 ``generar_muestra_ropa()`` draws a sheet into a ``BytesIO``: the same PNG bytes the gateway
 answers for the same version and seed (same noise, same padding of short batches, same
 tiling and encoder). Its limits are the request limits' defaults (fashion_core/limits.py).
-Nothing is written to disk and no display is needed.
+Nothing is written to disk and no display is needed. ``categoria`` ("vestido", "dress", 3, or
+"all" for one row per category) draws from the class-conditional model instead, published
+under COND_MODEL_BASE_PATH (models/fashion_gan_cond beside the first), trained on a miss by
+its own job as the gateway's category requests do; without it nothing changes.
 """
 
 from __future__ import annotations
@@ -32,14 +35,16 @@ from typing import Any
 import numpy as np
 
 from fashion_core.cards import read_card
-from fashion_core.latents import latents_for
+from fashion_core.categories import ALL, COUNT, parse
+from fashion_core.contract import CATEGORY
+from fashion_core.latents import sheet_latents
 from fashion_core.limits import Limit, table
 from fashion_core.models_config import LabelFile
 from fashion_core.render import sheet_png
 from fashion_core.versions import BasePathError, scan_versions, version_dir
-from fashion_gan.jobs import TrainerError, job_runner
+from fashion_gan.jobs import JobRunner, LocalJobs, TrainerError, cond_train_args, job_runner
 from fashion_gan.settings import ApiSettings
-from fashion_gan.tfserving.chunking import padded, split
+from fashion_gan.tfserving.chunking import check_categories, padded, padded_categories, split
 from fashion_gan.tfserving.config import DEFAULT_MAX_BATCH
 
 __all__ = ["Generador", "ModelError", "Muestra", "cargar_o_entrenar", "generar_muestra_ropa"]
@@ -61,19 +66,42 @@ class Generador:
     _fn: Any = field(repr=False)
     _root: Any = field(repr=False, default=None)  # the SavedModel whose variables _fn reads
 
-    def generate(self, z: np.ndarray) -> np.ndarray:
+    @property
+    def conditional(self) -> bool:
+        """Whether this version takes a category per row (the class-conditional model)."""
+        return CATEGORY in self._fn.structured_input_signature[1]
+
+    def generate(self, z: np.ndarray, category: np.ndarray | None = None) -> np.ndarray:
         """Rows in calls of MIN_ROWS to ``max_batch``, short calls padded as the gateway pads
-        them, so every row gets the bits it gets through the gateway."""
+        them, so every row gets the bits it gets through the gateway. A conditional version
+        takes ``category``: one index 0-9 per row."""
         from fashion_gan.savedmodel import call_signature
 
         z = np.asarray(z, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim or len(z) == 0:
             raise ValueError(f"z must have shape (n, {self.latent_dim}) with n >= 1.")
-        parts = [
-            call_signature(self._fn, padded(chunk))[: len(chunk)]
-            for chunk in split(z, self.max_batch)
-        ]
-        return np.concatenate(parts)
+        if (category is None) == self.conditional:
+            raise ValueError(
+                "this version takes a category per row."
+                if self.conditional
+                else "this version takes no category: use the class-conditional model."
+            )
+        if category is None:
+            return np.concatenate(
+                [
+                    call_signature(self._fn, padded(chunk))[: len(chunk)]
+                    for chunk in split(z, self.max_batch)
+                ]
+            )
+        category = np.asarray(category, dtype=np.int64)
+        check_categories(z, category)
+        rows = zip(split(z, self.max_batch), split(category, self.max_batch), strict=True)
+        return np.concatenate(
+            [
+                call_signature(self._fn, padded(chunk), padded_categories(cats))[: len(chunk)]
+                for chunk, cats in rows
+            ]
+        )
 
 
 class Muestra(io.BytesIO):
@@ -115,12 +143,34 @@ def _load(base: Path, version: int, max_batch: int = DEFAULT_MAX_BATCH) -> Gener
         return _loaded[key]
 
 
-def _train(s: ApiSettings, base: Path, profile: str, log: Callable[[str], None]) -> None:
+def _runner(s: ApiSettings, base: Path, conditional: bool) -> JobRunner:
+    """The job runner a gateway's miss of that model uses: the first model's (local, or the
+    trainer service's), or the conditional model's own local runner (its own jobs folder,
+    so its single flight and back-off are its own, as gateway/trainer.py has it)."""
+    if not conditional:
+        return job_runner(s.jobs_dir, base, s.model_config_file, s.trainer_url, s.admin_token)
+    if s.trainer_url:
+        raise ModelError(
+            f"no version of the class-conditional model in {base}, and the trainer service "
+            "trains the first model only: publish one with python -m training --set "
+            "conditional=true."
+        )
+    return LocalJobs(
+        s.jobs_dir / s.cond_model_name,
+        base,
+        s.model_config_file,
+        cond_train_args(s.cond_model_name),
+    )
+
+
+def _train(
+    s: ApiSettings, base: Path, profile: str, log: Callable[[str], None], conditional: bool
+) -> None:
     """Start (or join) a training job exactly as a gateway's miss does (the local job runner or
     GATEWAY_TRAINER_URL's, the same back-off after a failure) and wait for its first version
     (a progressive job goes on publishing better ones; the next call loads the newest),
     relaying its log lines."""
-    runner = job_runner(s.jobs_dir, base, s.model_config_file, s.trainer_url, s.admin_token)
+    runner = _runner(s, base, conditional)
     job, started = runner.start(profile, automatic=True)
     log(
         f"No hay versión en {base}: "
@@ -153,10 +203,12 @@ def cargar_o_entrenar(
     profile: str | None = None,
     base_path: str | Path | None = None,
     log: Callable[[str], None] | None = None,
+    condicional: bool = False,
 ) -> Generador:
     """The generator: ``version``, ``label``, or the newest; trains one first if none exists
-    (profile: ``profile``, else GATEWAY_TRAIN_PROFILE, default quick)."""
-    return _cargar(_settings(), version, label, profile, base_path, log)
+    (profile: ``profile``, else GATEWAY_TRAIN_PROFILE, default quick). ``condicional``: the
+    class-conditional model's (COND_MODEL_BASE_PATH, its labels, its own job)."""
+    return _cargar(_settings(), version, label, profile, base_path, log, condicional)
 
 
 def _cargar(
@@ -166,14 +218,17 @@ def _cargar(
     profile: str | None = None,
     base_path: str | Path | None = None,
     log: Callable[[str], None] | None = None,
+    conditional: bool = False,
 ) -> Generador:
-    base = Path(base_path) if base_path is not None else s.model_base_path
+    default = s.cond_base_path if conditional else s.model_base_path
+    base = Path(base_path) if base_path is not None else default
+    name = s.cond_model_name if conditional else s.model_name
     say = log or (lambda line: print(line, file=sys.stderr))
     if version is not None and label is not None:
         raise ValueError("give either version or label, not both.")
     published = _published(base)
     if label is not None:
-        labels = LabelFile(s.model_config_file, s.model_name).labels()
+        labels = LabelFile(s.model_config_file, name).labels()
         if label not in labels:
             known = ", ".join(sorted(labels)) or "none (set MODEL_CONFIG_FILE)"
             raise ModelError(f"label {label!r} is not defined; defined labels: {known}.")
@@ -185,7 +240,7 @@ def _cargar(
         return _load(base, version)
     if not published:
         try:
-            _train(s, base, profile or s.train_profile, say)
+            _train(s, base, profile or s.train_profile, say, conditional)
         except TrainerError as exc:  # the trainer service is unreachable or refused
             raise ModelError(str(exc)) from None
         published = _published(base)
@@ -212,14 +267,25 @@ def generar_muestra_ropa(
     spacing: int = 0,
     version: int | None = None,
     label: str | None = None,
+    categoria: int | str | None = None,
 ) -> Muestra:
     """A rows x cols PNG design sheet in a BytesIO; a random seed unless one is given (the
-    sheet's ``.seed`` says which). Same version and seed: the gateway's bytes."""
+    sheet's ``.seed`` says which). Same version and seed: the gateway's bytes.
+
+    ``categoria`` asks the class-conditional model for one category: an index 0-9, the
+    English or the Spanish name ("vestido", "Botin"), or ``"all"``: one row per category
+    (rows is then 10), each column one idea drawn in every category. A seed gives the same
+    ideas in every category. Versions and labels are then that model's."""
+    category = None if categoria is None else parse(categoria, "categoria")
+    if category == ALL:
+        rows = COUNT
     rows, cols = _check(LIMITS["rows"], rows), _check(LIMITS["cols"], cols)
     scale, spacing = _check(LIMITS["scale"], scale), _check(LIMITS["spacing"], spacing)
     seed = secrets.randbits(63) if seed is None else _check(LIMITS["seed"], seed)
     if version is not None:
         version = _check(LIMITS["version"], version)
-    gen = _cargar(_settings(), version, label)  # the settings read once per sheet
-    images = gen.generate(latents_for(seed, rows * cols, gen.latent_dim))
+    # the settings read once per sheet
+    gen = _cargar(_settings(), version, label, conditional=category is not None)
+    z, per_row = sheet_latents(seed, rows, cols, gen.latent_dim, category)
+    images = gen.generate(z, per_row)
     return Muestra(sheet_png(images, rows, cols, spacing, scale), seed, gen.version)

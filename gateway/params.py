@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from fashion_core import latents
 from fashion_core.contract import LABEL
 from fashion_core.latents import latents_for, slerp
 from fashion_core.limits import Limit
 from fashion_gan.tfserving import Pin
 from gateway import categories
-from gateway.categories import ALL
 from gateway.errors import BadRequest
 from gateway.settings import Settings
 
@@ -143,16 +143,8 @@ def all_layout(params: Mapping[str, str], s: Settings, layout: Layout) -> Layout
 def sheet_latents(
     seed: int, layout: Layout, latent_dim: int, category: int | str | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(z, category per row or None) of a seeded sheet (see the module's docstring)."""
-    if category is None:
-        return latents_for(seed, layout.count, latent_dim), None
-    if category == ALL:
-        row = latents_for(seed, layout.cols, latent_dim)  # (cols, dim): one idea per column
-        z = np.tile(row, (layout.rows, 1))  # row k (category k) repeats them
-        return z, np.repeat(np.arange(layout.rows, dtype=np.int64), layout.cols)
-    assert isinstance(category, int)
-    z = latents_for(seed, layout.count, latent_dim)
-    return z, np.full(layout.count, category, dtype=np.int64)
+    """(z, category per row or None) of a seeded sheet (fashion_core/latents.py)."""
+    return latents.sheet_latents(seed, layout.rows, layout.cols, latent_dim, category)
 
 
 def json_body(raw: bytes, s: Settings, walk: bool = False) -> dict[str, Any]:

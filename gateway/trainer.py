@@ -14,7 +14,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from fashion_gan.jobs import JobRunner, LocalJobs, job_runner
+from fashion_gan.jobs import JobRunner, LocalJobs, cond_train_args, job_runner
 from gateway.settings import Settings
 
 REMOTE_THREADS = 8
@@ -58,6 +58,6 @@ def cond_trainer(settings: Settings) -> Trainer | None:
         settings.jobs_dir / settings.cond_model_name,
         settings.cond_base_path,
         settings.model_config_file,
-        ("--set", "conditional=true", "--model-name", settings.cond_model_name),
+        cond_train_args(settings.cond_model_name),
     )
     return Trainer(runner)

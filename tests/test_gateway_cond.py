@@ -511,3 +511,35 @@ def test_a_category_with_no_version_trains_the_second_model(
     assert card["conditional"] is True
     log = (tmp_path / "jobs" / COND_MODEL_NAME / "train.log").read_text()
     assert "Publicada la versión 1" in log
+
+
+# --- the Python API ---------------------------------------------------------------------------
+def test_python_api_draws_a_category_as_the_gateway_does(
+    gw: tuple[str, Recording],
+    smoke_base: Path,
+    cond_base: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``generar_muestra_ropa(categoria=...)``: the gateway's bytes for the same seed and
+    category (names in either language, ``all``), the second model's own labels, and the
+    parser's sentence for a name that is none."""
+    from fashion_gan import generar_muestra_ropa
+
+    url, _ = gw
+    config = tmp_path / "models.config"
+    config.write_text(models_config({"stable": 1}, {"stable": 2, "canary": 1}))
+    monkeypatch.setenv("MODEL_BASE_PATH", str(smoke_base))
+    monkeypatch.setenv("COND_MODEL_BASE_PATH", str(cond_base))
+    monkeypatch.setenv("MODEL_CONFIG_FILE", str(config))
+    sheet = generar_muestra_ropa(seed=11, categoria="Vestido")
+    assert sheet.version == 2  # the second model's newest
+    assert sheet.getvalue() == get(url, seed=11, category="dress", version=2).content
+    every = generar_muestra_ropa(seed=5, cols=2, categoria="all")
+    assert every.getvalue() == get(url, seed=5, cols=2, category="all", version=2).content
+    assert Image.open(every).size == (2 * TILE, 10 * TILE)
+    pinned = generar_muestra_ropa(seed=11, categoria=3, label="canary")
+    assert pinned.version == 1 and pinned.getvalue() != sheet.getvalue()
+    assert generar_muestra_ropa(seed=11).version == 2  # no category: the first model, as ever
+    with pytest.raises(ValueError, match=r"categoria must be all, an index from 0 to 9 .*botín"):
+        generar_muestra_ropa(seed=11, categoria="zapato")
