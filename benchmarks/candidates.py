@@ -44,6 +44,9 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "r1lr4b64": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, "batch_size=64"]),
     # the class-conditional model of issue 19 with the same recipe (its rate: side by side)
     "r1lr4cond": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, "conditional=true"]),
+    # the same networks served as the first model, z alone picking the category (the quick
+    # profile now); it trains exactly as r1lr4cond, so runs/timeline shares its snapshots
+    "r1lr4zcat": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, "category_from_z=true"]),
     "r1lr4diffaug": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, "augment=translation"]),
     # the widths of the networks
     "r1lr4w0375": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, "width=0.375"]),
