@@ -158,10 +158,10 @@ PROFILES: dict[str, TrainConfig] = {
     # (beta_1 0.5), a discriminator without dropout held by lazy R1 (gamma 1, every 16 steps),
     # conditional networks trained with the labels and served with z alone picking the
     # category (category_from_z: FID about a quarter of the unconditional networks' at 5
-    # minutes), the EMA generator (0.999) published; a first version after 45 s of job time, another at
-    # 225 s (with `make run`'s install and start-up: within 2 and 5 minutes of typing it), a
-    # candidate every 5 minutes after that, each published only if the evaluator rates
-    # it better than the version being served, for 60 minutes of job time
+    # minutes), the EMA generator (0.999) published; a first version after 45 s of job time,
+    # another at 225 s (with `make run`'s install and start-up: within 2 and 5 minutes of
+    # typing it), a candidate every 5 minutes after that, each published only if the
+    # evaluator rates it better than the version being served, for 60 minutes of job time
     "quick": TrainConfig(
         profile="quick",
         epochs=100000,  # an upper bound only: the time budget ends the job
