@@ -56,7 +56,7 @@ def gateway(unreadable: Path, tmp_path: Path) -> Iterator[str]:
 
 
 def test_an_unreadable_base_path_is_a_503_and_trains_nothing(
-    gateway: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    gateway: str, unreadable: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     r = requests.get(f"{gateway}/api/generar-diseno", timeout=30)
     assert r.status_code == 503 and r.headers["retry-after"] == "7", r.text
@@ -72,8 +72,13 @@ def test_an_unreadable_base_path_is_a_503_and_trains_nothing(
     assert float(errors[0].split()[-1]) >= 1
     assert "gateway_training_jobs_started_total 0.0" in metrics
     records = caplog.get_records("setup") + caplog.records  # it was found at start-up
-    logged = [r for r in records if "model folder cannot be read" in r.getMessage()]
-    assert len(logged) == 1  # once per outage, not once per request
+    logged = [r.getMessage() for r in records if "model folder cannot be read" in r.getMessage()]
+    # once per outage and folder, not once per request: the first model's, and the second
+    # model's beside it when that one is unreadable too (not mounted: the same missing parent)
+    cond = unreadable.parent / "fashion_gan_cond"
+    assert sum(f" {unreadable} " in m for m in logged) == 1, logged
+    assert sum(f" {cond} " in m for m in logged) == (0 if cond.parent.is_dir() else 1)
+    assert len(logged) == (1 if cond.parent.is_dir() else 2), logged
 
 
 def test_a_hung_listing_passes_its_deadline_and_never_blocks_the_event_loop(
