@@ -44,7 +44,7 @@ from fashion_core.render import sheet_png
 from fashion_core.versions import BasePathError, scan_versions, version_dir
 from fashion_gan.jobs import JobRunner, LocalJobs, TrainerError, cond_train_args, job_runner
 from fashion_gan.settings import ApiSettings
-from fashion_gan.tfserving.chunking import check_categories, padded, padded_categories, split
+from fashion_gan.tfserving.chunking import check_categories, padded, padded_categories
 from fashion_gan.tfserving.config import DEFAULT_MAX_BATCH
 
 __all__ = ["Generador", "ModelError", "Muestra", "cargar_o_entrenar", "generar_muestra_ropa"]
@@ -86,22 +86,15 @@ class Generador:
                 if self.conditional
                 else "this version takes no category: use the class-conditional model."
             )
-        if category is None:
-            return np.concatenate(
-                [
-                    call_signature(self._fn, padded(chunk))[: len(chunk)]
-                    for chunk in split(z, self.max_batch)
-                ]
-            )
-        category = np.asarray(category, dtype=np.int64)
-        check_categories(z, category)
-        rows = zip(split(z, self.max_batch), split(category, self.max_batch), strict=True)
-        return np.concatenate(
-            [
-                call_signature(self._fn, padded(chunk), padded_categories(cats))[: len(chunk)]
-                for chunk, cats in rows
-            ]
-        )
+        categories = None if category is None else np.asarray(category, dtype=np.int64)
+        check_categories(z, categories)
+        parts = []
+        for start in range(0, len(z), self.max_batch):
+            chunk = z[start : start + self.max_batch]
+            rows = None if categories is None else categories[start : start + len(chunk)]
+            padded_rows = None if rows is None else padded_categories(rows)
+            parts.append(call_signature(self._fn, padded(chunk), padded_rows)[: len(chunk)])
+        return np.concatenate(parts)
 
 
 class Muestra(io.BytesIO):
