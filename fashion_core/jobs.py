@@ -74,6 +74,7 @@ class JobState:
     budget_s: float | None = None
     published: list[int] = field(default_factory=list)
     last_candidate: dict[str, Any] | None = None
+    companion: dict[str, Any] | None = None  # the second model it publishes too, and its versions
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -159,7 +160,7 @@ class TrainingJobs:
             job.step, job.steps, job.losses = p.step, p.steps, p.losses
             job.images_per_s, job.version = p.images_per_s, p.version
             job.clock_s, job.budget_s, job.published = p.clock_s, p.budget_s, p.published
-            job.last_candidate = p.last_candidate
+            job.last_candidate, job.companion = p.last_candidate, p.companion
             # only a running job improves: a killed one's file says nothing about the future
             job.improving = p.improving and job.state == "running"
             job.next_candidate_at = p.next_candidate_at if job.improving else None

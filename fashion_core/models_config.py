@@ -96,6 +96,39 @@ def with_entry(
     return out
 
 
+def follow(
+    config: model_server_config_pb2.ModelServerConfig,
+    model_name: str,
+    base_path: str,
+    version: int,
+    added: Collection[int] = (),
+) -> model_server_config_pb2.ModelServerConfig | None:
+    """``config`` with ``version`` of ``model_name`` loaded: what a training job that keeps
+    improving writes after each version it publishes, since TF Serving loads only the versions
+    a ``specific`` policy lists. ``added``: the versions the job added before; those it drops
+    again (TF Serving loads the new one before it unloads the old), unless a label names them.
+    Labels, versions a rollout put there and every other model stay. A model the file does not
+    list joins it with this version; None when the model's policy already loads new versions
+    (``latest``, ``all``: nothing to write)."""
+    found = [m for m in config.model_config_list.config if m.name == model_name]
+    if found and not found[0].model_version_policy.HasField("specific"):
+        return None
+    if not found:
+        return with_entry(config, ModelEntry(model_name, base_path, [version]))
+    entry = entry_of(config, model_name)
+    labelled = set(entry.labels.values())
+    kept = {v for v in entry.versions if v not in added or v in labelled}
+    if version in kept and kept == set(entry.versions):
+        return None
+    new = ModelEntry(entry.name, entry.base_path, [*kept, version], entry.labels)
+    return with_entry(config, new)
+
+
+def lock_path(path: Path) -> Path:
+    """The lock that every writer of ``path`` holds (the rollout tool, a training job)."""
+    return path.with_name(f".{path.name}.lock")
+
+
 def startable(
     config: model_server_config_pb2.ModelServerConfig,
     has_version: Callable[[str], bool],

@@ -34,6 +34,8 @@ class Progress:
     next_candidate_at: float | None = None
     published: list[int] = field(default_factory=list)
     last_candidate: dict[str, Any] | None = None
+    # the class-conditional model a category_from_z job publishes too: {"model", "published"}
+    companion: dict[str, Any] | None = None
 
     @property
     def fraction(self) -> float:

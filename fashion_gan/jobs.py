@@ -100,11 +100,34 @@ def job_runner(
     trainer_url: str | None = None,
     token: str | None = None,
     timeout_s: float = 10.0,
+    train_args: tuple[str, ...] = (),
 ) -> JobRunner:
-    """The trainer service's runner when ``trainer_url`` is set, else the local one."""
+    """The trainer service's runner when ``trainer_url`` is set, else the local one (its jobs
+    run ``python -m training`` with ``train_args`` too; the service has its own)."""
     if trainer_url:
         return RemoteJobs(trainer_url, token, timeout_s)
-    return LocalJobs(jobs_dir, base, labels_file)
+    return LocalJobs(jobs_dir, base, labels_file, train_args)
+
+
+def first_train_args(cond_base: Path | None, cond_name: str) -> tuple[str, ...]:
+    """The first model's job's arguments: a ``category_from_z`` profile (quick) publishes its
+    conditional networks as the class-conditional model too, into ``cond_base`` (None: that
+    model is not served here, so the job publishes the first one only)."""
+    if cond_base is None:
+        return ("--no-cond-model",)
+    return ("--cond-model-base-path", str(cond_base), "--cond-model-name", cond_name)
+
+
+def publishes_too(job: dict[str, Any], model_name: str) -> bool:
+    """Whether the first model's job (its runner's state) publishes ``model_name`` too, so that
+    a miss of that model waits for it instead of starting a job of its own. A job that has not
+    said yet (still starting: its progress names no companion) is taken to."""
+    if job.get("state") != "running":
+        return False
+    companion = job.get("companion")
+    if not companion:
+        return job.get("phase") in (None, "starting")
+    return bool(companion.get("model") == model_name)
 
 
 def cond_train_args(model_name: str) -> tuple[str, ...]:

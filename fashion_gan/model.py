@@ -42,7 +42,15 @@ from fashion_core.limits import Limit, table
 from fashion_core.models_config import LabelFile
 from fashion_core.render import sheet_png
 from fashion_core.versions import BasePathError, scan_versions, version_dir
-from fashion_gan.jobs import JobRunner, LocalJobs, TrainerError, cond_train_args, job_runner
+from fashion_gan.jobs import (
+    JobRunner,
+    LocalJobs,
+    TrainerError,
+    cond_train_args,
+    first_train_args,
+    job_runner,
+    publishes_too,
+)
 from fashion_gan.settings import ApiSettings
 from fashion_gan.tfserving.chunking import check_categories, padded, padded_categories
 from fashion_gan.tfserving.config import DEFAULT_MAX_BATCH
@@ -141,12 +149,18 @@ def _runner(s: ApiSettings, base: Path, conditional: bool) -> JobRunner:
     trainer service's), or the conditional model's own local runner (its own jobs folder,
     so its single flight and back-off are its own, as gateway/trainer.py has it)."""
     if not conditional:
-        return job_runner(s.jobs_dir, base, s.model_config_file, s.trainer_url, s.admin_token)
+        cond = first_train_args(s.cond_base_path, s.cond_model_name)
+        return job_runner(
+            s.jobs_dir, base, s.model_config_file, s.trainer_url, s.admin_token, train_args=cond
+        )
+    first = _runner(s, s.model_base_path, False)
+    if publishes_too(first.state(), s.cond_model_name):
+        return first  # the first model's quick job publishes this one too: wait for it
     if s.trainer_url:
         raise ModelError(
             f"no version of the class-conditional model in {base}, and the trainer service "
-            "trains the first model only: publish one with python -m training --set "
-            "conditional=true."
+            "runs the first model's job only: start its quick profile (which publishes this "
+            "model too) or publish one with python -m training --set conditional=true."
         )
     return LocalJobs(
         s.jobs_dir / s.cond_model_name,

@@ -265,7 +265,10 @@ def openapi(s: Settings) -> dict[str, Any]:
                     "responses": job,
                 },
                 "post": {
-                    "summary": "Start a training job (Authorization: Bearer <admin token>).",
+                    "summary": "Start a training job (Authorization: Bearer <admin token>): the "
+                    "first model's, whose quick profile publishes the class-conditional model "
+                    "too, or with ?model= that model's own.",
+                    "parameters": [model_param],
                     "responses": {"202": job["200"], "401": {"description": "no token"}},
                 },
             },

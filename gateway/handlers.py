@@ -177,14 +177,21 @@ async def _walk(
 async def training_get(gw: Gateway, request: Request) -> Response:
     """The training job's state, profile, epoch, progress, start time, log lines, error
     (``?model=``: the class-conditional model's job)."""
+    lane = _trained_lane(gw, request)
+    assert lane.training is not None
+    return JSONResponse({"training": await lane.training.get(), "model": lane.model})
+
+
+def _trained_lane(gw: Gateway, request: Request) -> Lane:
+    """The lane ``?model=`` names, when this gateway runs its training jobs."""
     lane = gw.lane_named(_model_param(request))
-    if lane.training is None:
+    if lane.trainer is None or lane.training is None:
         raise BadRequest(
-            f"{lane.model} is not trained by this gateway (GATEWAY_TRAINER_URL trains the first "
-            "model only).",
+            f"{lane.model} has no job of its own at this gateway: the trainer service "
+            "(GATEWAY_TRAINER_URL) runs the first model's, whose quick profile publishes it too.",
             404,
         )
-    return JSONResponse({"training": await lane.training.get(), "model": lane.model})
+    return lane
 
 
 def _model_param(request: Request) -> str | None:
@@ -196,7 +203,8 @@ def _model_param(request: Request) -> str | None:
 
 
 async def training_post(gw: Gateway, request: Request) -> Response:
-    """Start a training job (Authorization: Bearer GATEWAY_ADMIN_TOKEN)."""
+    """Start a training job (Authorization: Bearer GATEWAY_ADMIN_TOKEN); ``?model=``: the
+    class-conditional model's own job."""
     try:
         check_bearer(
             request.headers.get("authorization"),
@@ -204,17 +212,20 @@ async def training_post(gw: Gateway, request: Request) -> Response:
             "POST /api/training",
             "GATEWAY_ADMIN_TOKEN",
         )
-        async with gw.body(request, gw.client(request), limit=4096) as raw:
-            profile = profile_from_body(raw, gw.settings.train_profile)
     except AuthError as exc:
         raise BadRequest(str(exc), exc.status) from None
+    lane = _trained_lane(gw, request)
+    assert lane.trainer is not None and lane.training is not None
+    try:
+        async with gw.body(request, gw.client(request), limit=4096) as raw:
+            profile = profile_from_body(raw, gw.settings.train_profile)
     except BodyError as exc:
         raise BadRequest(str(exc)) from None
-    job, started = await gw.trainer.start(profile, automatic=False)
-    gw.training.invalidate()
+    job, started = await lane.trainer.start(profile, automatic=False)
+    lane.training.invalidate()
     if started:
         gw.metrics.training_jobs.inc()
-    return JSONResponse({"training": job, "started": started}, status_code=202)
+    return JSONResponse({"training": job, "started": started, "model": lane.model}, 202)
 
 
 async def limits(gw: Gateway, request: Request) -> Response:

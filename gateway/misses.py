@@ -10,10 +10,12 @@ answers 503 and trains nothing (it fails closed; gateway/disk.py logs it and cou
 failing job backs off (fashion_core.jobs), so misses never retrain in a loop, and a fresh
 deployment starts its first job at start-up (``bootstrap``), not on a request.
 
-The class-conditional model (a request with a category) misses the same way, in its own lane:
-its base path, and its own job (``--set conditional=true``, its own jobs folder), started by
-the first request with a category that finds no version of it, never at start-up: the first
-model trains first and alone, so a fresh deployment's first design comes as soon as before,
+The class-conditional model (a request with a category) misses in its own lane, its own base
+path. The first model's ``quick`` job trains conditional networks and publishes them as this
+model too (training/progressive.py, ``Companion``): while that job runs, a miss waits for it
+(503 with its status), so a fresh deployment's first category sheet comes with its first
+design. Otherwise the miss starts the conditional model's own job (``--set conditional=true``,
+its own jobs folder), never at start-up: another profile's first model trains first and alone,
 and the second model costs CPU only once someone asks for a category.
 """
 
@@ -26,6 +28,7 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from fashion_core.versions import BasePathError
+from fashion_gan.jobs import publishes_too
 from gateway.errors import (
     BadRequest,
     NotPinnable,
@@ -69,16 +72,33 @@ def _unreadable(gw: Gateway, exc: BasePathError) -> UpstreamError:
     )
 
 
+async def _first_job_publishes(gw: Gateway, lane: Lane) -> dict[str, Any] | None:
+    """The first model's running job when it publishes ``lane``'s model too, else None."""
+    if lane is gw.first or gw.first.training is None:
+        return None
+    job = await gw.first.training.get()
+    return job if publishes_too(job, lane.model) else None
+
+
 async def train_on_miss(gw: Gateway, reason: str, lane: Lane | None = None) -> Response:
     lane = lane or gw.first
     retry = {"Retry-After": str(gw.settings.retry_after_s)}
     if not gw.settings.train_on_miss:
         off = {"error": f"{reason} Publish a version; training on miss is off."}
         return JSONResponse(off, status_code=503, headers=retry)
+    if (first_job := await _first_job_publishes(gw, lane)) is not None:
+        waiting = {
+            "error": f"{reason} The {gw.first.model} training job publishes it too; retry "
+            "after its first version.",
+            "training": first_job,
+            "status_url": "/api/training",
+            "model": lane.model,
+        }
+        return JSONResponse(waiting, status_code=503, headers=retry)
     if lane.trainer is None or lane.training is None:
         off = {
-            "error": f"{reason} Publish one (python -m training --set conditional=true); the "
-            "trainer service (GATEWAY_TRAINER_URL) trains the first model only."
+            "error": f"{reason} Publish one (python -m training --set conditional=true), or "
+            "start the trainer's quick job (POST /api/training), which publishes it too."
         }
         return JSONResponse(off, status_code=503, headers=retry)
     job, started = await lane.trainer.start(gw.settings.train_profile)

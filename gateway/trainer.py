@@ -14,7 +14,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from fashion_gan.jobs import JobRunner, LocalJobs, cond_train_args, job_runner
+from fashion_gan.jobs import JobRunner, LocalJobs, cond_train_args, first_train_args, job_runner
 from gateway.settings import Settings
 
 REMOTE_THREADS = 8
@@ -35,7 +35,9 @@ class Trainer:
 
 
 def make_trainer(settings: Settings) -> Trainer:
-    """The first model's trainer: the local runner, or the trainer service's."""
+    """The first model's trainer: the local runner, or the trainer service's. Its ``quick``
+    job publishes the class-conditional model too when this gateway serves that one."""
+    cond_base = settings.cond_base_path if settings.conditional else None
     runner = job_runner(
         settings.jobs_dir,
         settings.model_base_path,
@@ -43,6 +45,7 @@ def make_trainer(settings: Settings) -> Trainer:
         settings.trainer_url,
         settings.admin_token,
         settings.status_timeout_s,
+        first_train_args(cond_base, settings.cond_model_name),
     )
     return Trainer(runner, REMOTE_THREADS if settings.trainer_url else 1)
 
@@ -50,8 +53,9 @@ def make_trainer(settings: Settings) -> Trainer:
 def cond_trainer(settings: Settings) -> Trainer | None:
     """The class-conditional model's trainer: a local runner of its own (its own jobs folder,
     ``<GATEWAY_JOBS_DIR>/<COND_MODEL_NAME>``, so its single flight and back-off are its own),
-    training with ``--set conditional=true`` into the conditional base path. None with a
-    trainer service (GATEWAY_TRAINER_URL): that service trains the first model only."""
+    training with ``--set conditional=true`` into the conditional base path, for a miss that
+    the first model's job does not cover (gateway/misses.py). None with a trainer service
+    (GATEWAY_TRAINER_URL): that service runs the first model's job only."""
     if settings.trainer_url:
         return None
     runner = LocalJobs(

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fashion_core.contract import MODEL_NAME
+from fashion_core.contract import COND_MODEL_NAME, MODEL_NAME
 from tests.conftest import ENV, REPO
 
 
@@ -42,6 +42,17 @@ def test_the_quick_profile_trains_conditional_networks_for_the_first_model() -> 
     args = parse_args([])
     assert fill_defaults(args, quick) == Path("runs/quick")
     assert (args.model_base_path, args.model_name) == (Path("models/fashion_gan"), MODEL_NAME)
+    # the same job publishes the class-conditional model beside the first, unless told not to
+    assert (args.cond_model_base_path, args.cond_model_name) == (
+        Path("models/fashion_gan_cond"),
+        COND_MODEL_NAME,
+    )
+    elsewhere = parse_args(["--model-base-path", "/models/fashion_gan"])
+    fill_defaults(elsewhere, quick)
+    assert elsewhere.cond_model_base_path == Path("/models/fashion_gan_cond")
+    alone = parse_args(["--no-cond-model"])
+    fill_defaults(alone, quick)
+    assert alone.cond_model_base_path is None
     # asked for the conditional model, the same profile publishes that one instead
     cond = make_config("quick", ["conditional=true"])
     assert cond.conditional and cond.labelled

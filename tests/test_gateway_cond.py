@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -511,6 +513,60 @@ def test_a_category_with_no_version_trains_the_second_model(
     assert card["conditional"] is True
     log = (tmp_path / "jobs" / COND_MODEL_NAME / "train.log").read_text()
     assert "Publicada la versión 1" in log
+
+
+def test_a_category_miss_waits_for_the_first_model_s_job_that_publishes_it_too(
+    smoke_base: Path, tmp_path: Path
+) -> None:
+    """The first model's quick job publishes the class-conditional model too: while it runs, a
+    category with no version waits for it (503, its status) and starts no job of its own. The
+    job is the runner's files as a live one leaves them: job.json, the trainer's progress
+    (written as training/progressive.py writes it) and the running lock held."""
+    from fashion_core import jobs, locks
+    from fashion_core.progress import ProgressFile
+
+    cond = tmp_path / "models" / COND_MODEL_NAME
+    cond.mkdir(parents=True)
+    first_jobs = tmp_path / "jobs"
+    first_jobs.mkdir()
+    (first_jobs / jobs.JOB_FILE).write_text(
+        json.dumps({"state": "running", "profile": "quick", "started": time.time()})
+    )
+    progress = ProgressFile(first_jobs / jobs.PROGRESS_FILE)
+    progress.update(force=True, phase="training", clock_s=40.0, budget_s=3600.0, improving=True)
+    progress.update(force=True, companion={"model": COND_MODEL_NAME, "published": []})
+    held = locks.try_acquire(first_jobs / jobs.RUNNING_LOCK)
+    assert held is not None
+    s = settings_for(
+        smoke_base, cond, tmp_path, train_on_miss=True, train_profile="quick", admin_token="t0k"
+    )
+    try:
+        with serve(create_app(s)) as url:
+            r = get(url, seed=3, category="dress")
+            assert r.status_code == 503 and "Retry-After" in r.headers
+            body = r.json()
+            assert "training job publishes it too" in body["error"], body
+            assert body["status_url"] == "/api/training" and body["model"] == COND_MODEL_NAME
+            assert body["training"]["companion"]["model"] == COND_MODEL_NAME
+            assert get(url, seed=3).status_code == 200  # the first model serves meanwhile
+            state = requests.get(url + f"/api/training?model={COND_MODEL_NAME}", timeout=30)
+            assert state.json()["training"]["state"] == "idle"  # no job of its own
+            assert not (first_jobs / COND_MODEL_NAME / jobs.JOB_FILE).exists()
+            # an operator may still start it: POST /api/training?model= (then stopped here)
+            started = requests.post(
+                url + "/api/training",
+                params={"model": COND_MODEL_NAME},
+                json={"profile": "smoke"},
+                headers={"Authorization": "Bearer t0k"},
+                timeout=30,
+            )
+            assert started.status_code == 202, started.text
+            answer = started.json()
+            assert answer["started"] and answer["model"] == COND_MODEL_NAME
+            assert answer["training"]["profile"] == "smoke"
+            os.killpg(answer["training"]["pid"], signal.SIGKILL)
+    finally:
+        os.close(held)
 
 
 # --- the Python API ---------------------------------------------------------------------------

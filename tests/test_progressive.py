@@ -1,7 +1,9 @@
 """The progressive training job (training/progressive.py): versions published along the way,
 each after the first only when the evaluator rates it better than the one being served, which
 an embedded gateway serves in turn without a restart; the job killed and started again goes
-on; old versions pruned, never a labelled one."""
+on; old versions pruned, never a labelled one. Its networks are conditional behind the first
+model (``category_from_z``, as ``quick``'s), so the same job publishes the class-conditional
+model too, which the gateway serves by category from the job's first version."""
 
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from training.progressive import Schedule
 PROGRESSIVE = [
     "epochs=12", "time_budget_s=3600", "publish_every_epochs=4", "keep_versions=2",
     "width=0.25", "batch_size=16", "train_samples=512", "epoch_images=256", "eval_samples=500",
-    "gen_lr=2e-4", "disc_lr=2e-4", "beta_1=0.5", "ema_decay=0.99",
+    "gen_lr=2e-4", "disc_lr=2e-4", "beta_1=0.5", "ema_decay=0.99", "category_from_z=true",
 ]  # fmt: skip
 
 
@@ -72,6 +74,7 @@ def test_versions_improve_and_are_served_in_turn(
     chromium_or_none: Any,
 ) -> None:
     base, jobs_dir = tmp_path / "fashion_gan", tmp_path / "jobs"
+    cond_base = tmp_path / "fashion_gan_cond"  # beside it: the gateway's and the job's default
     base.mkdir()
     run = jobs_dir / "run-smoke"  # where the job runner puts a smoke job's run
     settings = Settings(  # type: ignore[call-arg]
@@ -91,6 +94,14 @@ def test_versions_improve_and_are_served_in_turn(
         job, started = jobs.start("smoke", automatic=False)
         assert started and job.pid is not None
         wait_for(lambda: _state(run).get("published_versions"), 240, "the first version")
+        # the same job's first version of the class-conditional model: dresses on request
+        wait_for(lambda: list_versions(cond_base), 120, "the conditional model's first version")
+        dresses = f"{url}/api/generar-diseno?category=vestido&seed=3"
+        dress = wait_for(
+            lambda: (r := requests.get(dresses, timeout=60)).status_code == 200 and r, 30, "dresses"
+        )
+        assert dress.headers["x-model-name"] == "fashion_gan_cond"
+        assert dress.headers["x-category"] == "dress"
         os.killpg(job.pid, signal.SIGKILL)  # the supervisor and the trainer, as a node dies
         wait_for(lambda: jobs.state().state == "failed", 30, "the killed job's state")
         killed_at = _state(run)
@@ -101,6 +112,7 @@ def test_versions_improve_and_are_served_in_turn(
         # /api/training says, as data, that the model is still improving and when next
         assert now["state"] == "running" and now["budget_s"] == 3600
         assert now["next_candidate_at"] and now["published"] == killed_at["published_versions"]
+        assert now["companion"]["model"] == "fashion_gan_cond"
         if chromium_or_none is not None:  # the gallery says the same to a person
             page = chromium_or_none
             open_page(page, f"{url}/?seed=5")
@@ -138,6 +150,12 @@ def test_versions_improve_and_are_served_in_turn(
     assert list_versions(base) == published[-2:]
     fids = [read_card(version_dir(base, v))["quality"]["fid"] for v in published[-2:]]
     assert fids[1] < fids[0]
+    # one conditional version for each first-model version, pruned alike; measured per
+    # category once the evaluator is there (here from the start)
+    assert len(state["companion_versions"]) == len(published)
+    assert list_versions(cond_base) == state["companion_versions"][-2:]
+    card = read_card(version_dir(cond_base, state["companion_versions"][-1]))
+    assert card["conditional"] and len(card["quality"]["fid_per_class"]) == 10
 
 
 def test_pruning_keeps_the_newest_and_every_version_a_config_names(tmp_path: Path) -> None:

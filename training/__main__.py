@@ -23,6 +23,7 @@ from typing import Any
 
 from export.cli_options import add_release_options, model_name
 from fashion_core.cards import training_section
+from fashion_core.contract import COND_MODEL_NAME
 from fashion_core.dataset import DataError
 from fashion_core.progress import ProgressFile
 from fashion_core.quiet import quiet_tensorflow
@@ -77,6 +78,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-publish", action="store_true", help="train only; publish nothing")
     p.add_argument(
+        "--cond-model-base-path",
+        type=Path,
+        default=None,
+        help="a category_from_z profile (quick) publishes its conditional networks as the "
+        "class-conditional model too, here (default: fashion_gan_cond beside --model-base-path)",
+    )
+    p.add_argument(
+        "--cond-model-name",
+        default=COND_MODEL_NAME,
+        help="the class-conditional model's name in its warm-up requests and models.config",
+    )
+    p.add_argument(
+        "--no-cond-model",
+        action="store_true",
+        help="publish the first model only, even from a category_from_z profile",
+    )
+    p.add_argument(
         "--model-config-file",
         type=Path,
         default=os.environ.get("MODEL_CONFIG_FILE") or None,
@@ -101,6 +119,10 @@ def fill_defaults(args: argparse.Namespace, cfg: TrainConfig) -> Path:
     args.model_name = model_name(args, cfg.conditional)
     args.model_base_path = args.model_base_path or Path("models") / f"fashion_gan{kind}"
     args.keras_out = args.keras_out or Path(f"modelos/moda_generador{kind}.keras")
+    if args.no_cond_model:
+        args.cond_model_base_path = None
+    elif args.cond_model_base_path is None:
+        args.cond_model_base_path = args.model_base_path.parent / "fashion_gan_cond"
     return Path(args.run_dir or Path("runs") / f"{cfg.profile}{kind}")
 
 

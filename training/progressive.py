@@ -39,6 +39,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from export.zcategory import inner
 from fashion_core.cards import read_card, training_section
 from fashion_core.dataset import FashionMNIST
 from fashion_core.progress import ProgressFile
@@ -49,6 +50,21 @@ from training.config import TrainConfig
 Log = Callable[[str], None]
 # (float32 generator, quality figures, the card's training section) -> published version
 Publish = Callable[[keras.Model, dict[str, Any], dict[str, Any]], int]
+PENDING = "the evaluator's classifier is trained after the first versions"
+# (model name, base path, version just published, the run's state): make TF Serving load it
+Follow = Callable[[str, Path, int, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Companion:
+    """The class-conditional model that a ``category_from_z`` job publishes too: the same
+    networks without the wrapper, under their own name and base path, so that designs by
+    category come from the job's first minutes instead of a second job of their own."""
+
+    model: str
+    base_path: Path
+    publish: Publish
+    prune: Callable[[], list[int]]
 
 
 @dataclass(frozen=True)
@@ -93,11 +109,16 @@ class ProgressiveJob:
         log: Log,
         progress: ProgressFile,
         data_dir: Path | None = None,
+        model_name: str = "",
+        follow: Follow | None = None,
+        companion: Companion | None = None,
     ) -> None:
         self.cfg, self.data, self.run_dir = cfg, data, run_dir
         self.base_path, self.classifier_path = base_path, classifier_path
         self.publish, self.prune, self.log, self.progress = publish, prune, log, progress
-        self.data_dir = data_dir
+        self.data_dir, self.model_name = data_dir, model_name
+        self.follow: Follow = follow or (lambda _model, _base, _version, _state: None)
+        self.companion = companion
         self.schedule = Schedule.of(cfg)
         self._evaluator: Any = None
         self._preparing: subprocess.Popen[bytes] | None = None  # the classifier's training
@@ -164,9 +185,7 @@ class ProgressiveJob:
         state.pop("deferred", None)
         if served is None or not have_evaluator:
             self.progress.update(force=True, phase="evaluating")
-            quality = self._figures(generator) if have_evaluator else {
-                "pending": "the evaluator's classifier is trained after the first versions"
-            }  # fmt: skip
+            quality = self._figures(generator) if have_evaluator else {"pending": PENDING}
             entry["verdict"] = "first version" if served is None else "ungated: no evaluator yet"
             publish = True
         else:
@@ -198,8 +217,13 @@ class ProgressiveJob:
             entry["version"] = version
             state.setdefault("published_versions", []).append(version)
             state["published_version"] = version
+            self.follow(self.model_name, self.base_path, version, state)
+            if self.companion is not None:
+                self._publish_companion(self.companion, generator, training, state)
             try:
                 self.prune()
+                if self.companion is not None:
+                    self.companion.prune()
             except OSError as exc:  # the version is out; a leftover old one costs only disk
                 self.log(f"No se pudieron retirar versiones antiguas: {exc}.")
         state.setdefault("candidates", []).append(entry)
@@ -207,20 +231,60 @@ class ProgressiveJob:
             self._start_evaluator()
         self.progress.update(force=True, phase="training")
 
+    def _publish_companion(
+        self,
+        companion: Companion,
+        generator: keras.Model,
+        training: dict[str, Any],
+        state: dict[str, Any],
+    ) -> None:
+        """The accepted candidate as the class-conditional model too, its card's figures
+        measured per category. Only over versions this job made: a conditional model that has
+        others (its own job's, a rollout's) is left to them. A failure here costs the
+        conditional model this version, never the first model's job."""
+        from training.parts import float32_generator
+        from training.publishing import PublishFailed
+
+        ours: list[int] = state.setdefault("companion_versions", [])
+        versions = list_versions(companion.base_path)
+        if versions and versions[-1] not in ours:
+            if not state.get("companion_left"):
+                self.log(f"{companion.model} ya tiene versiones de otro origen: este trabajo no "
+                         "las sustituye.")  # fmt: skip
+            state["companion_left"] = True
+            return
+        net = inner(float32_generator(generator, self.cfg))
+        quality: dict[str, Any] = {"pending": PENDING}
+        self.progress.update(force=True, phase="publishing")
+        try:
+            if self.classifier_path.is_file():
+                quality = self._by_category(net)
+            version = companion.publish(net, quality, training)
+        except (PublishFailed, OSError, ValueError) as exc:
+            self.log(f"No se pudo publicar {companion.model}: {exc}.")
+            return
+        ours.append(version)
+        self.follow(companion.model, companion.base_path, version, state)
+        self.progress.update(force=True, companion={"model": companion.model, "published": ours})
+
+    def _by_category(self, generator: keras.Model) -> dict[str, Any]:
+        """A conditional generator's figures, per category too, as export.release measures."""
+
+        def by_category(z: np.ndarray, categories: np.ndarray) -> np.ndarray:
+            return np.asarray(generator([z, categories.astype(np.int32)], training=False))
+
+        figures = self.evaluator().figures_by_category(
+            by_category, self.cfg.eval_samples, 0, self.cfg.latent_dim
+        )
+        return {**figures, "classifier": self.classifier_path.name}
+
     def _figures(self, generator: keras.Model) -> dict[str, Any]:
         from training.parts import served
 
         figures: dict[str, Any]
         generator = served(generator, self.cfg)  # scored as it will be served
-        if self.cfg.conditional:  # per category too, as export.release measures it
-
-            def by_category(z: np.ndarray, categories: np.ndarray) -> np.ndarray:
-                return np.asarray(generator([z, categories.astype(np.int32)], training=False))
-
-            figures = self.evaluator().figures_by_category(
-                by_category, self.cfg.eval_samples, 0, self.cfg.latent_dim
-            )
-            return {**figures, "classifier": self.classifier_path.name}
+        if self.cfg.conditional:
+            return self._by_category(generator)
 
         def generate(z: np.ndarray) -> np.ndarray:
             return np.asarray(generator(z, training=False))
@@ -307,6 +371,9 @@ class ProgressiveJob:
             version=published[-1] if published else None,
             last_candidate=(state.get("candidates") or [None])[-1],
         )
+        if self.companion is not None:
+            mine = list(state.get("companion_versions", []))
+            self.progress.update(companion={"model": self.companion.model, "published": mine})
 
 
 class BudgetOnly:

@@ -12,21 +12,30 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fashion_core import atomic
 from fashion_core.progress import ProgressFile
 from training.config import TrainConfig
 
+if TYPE_CHECKING:
+    from training.progressive import Publish
+
 
 def export_command(
-    args: argparse.Namespace, cfg: TrainConfig, generator: Path, run_dir: Path
+    args: argparse.Namespace,
+    cfg: TrainConfig,
+    generator: Path,
+    run_dir: Path,
+    target: tuple[Path, str] | None = None,
 ) -> list[str]:
-    """``python -m export`` for a generator saved as .keras, with this command's options."""
+    """``python -m export`` for a generator saved as .keras, with this command's options;
+    ``target``: (base path, model name) other than this command's (the companion model)."""
+    base, name = target or (args.model_base_path, args.model_name)
     cmd = [
         sys.executable, "-m", "export", "--generator", str(generator),
-        "--model-base-path", str(args.model_base_path), "--run-dir", str(run_dir),
-        "--eval-samples", str(cfg.eval_samples), "--model-name", args.model_name,
+        "--model-base-path", str(base), "--run-dir", str(run_dir),
+        "--eval-samples", str(cfg.eval_samples), "--model-name", name,
         "--classifier", str(args.classifier),
     ]  # fmt: skip
     if args.data_dir:
@@ -64,20 +73,23 @@ def publish_here(
     training: dict[str, Any],
     quality: dict[str, Any] | None,
     progress: ProgressFile,
+    target: tuple[Path, str] | None = None,
 ) -> int:
-    """Measure (unless ``quality`` is given) and publish under TensorFlow; the version."""
+    """Measure (unless ``quality`` is given) and publish under TensorFlow; the version.
+    ``target``: (base path, model name) other than this command's (the companion model)."""
     from export.publish import PublishError
     from export.release import release
 
+    base, name = target or (args.model_base_path, args.model_name)
     try:
         published = release(
             generator,
-            args.model_base_path,
+            base,
             data,
             args.classifier,
             cfg.eval_samples,
             training,
-            args.model_name,
+            name,
             log=lambda line: print(line, flush=True),
             on_phase=lambda phase: progress.update(force=True, phase=phase),
             quality=quality,
@@ -88,12 +100,16 @@ def publish_here(
 
 
 def publish_in_subprocess(
-    args: argparse.Namespace, cfg: TrainConfig, generator: Any, run_dir: Path
+    args: argparse.Namespace,
+    cfg: TrainConfig,
+    generator: Any,
+    run_dir: Path,
+    target: tuple[Path, str] | None = None,
 ) -> int:
     """Publish a generator trained under another backend through ``python -m export``."""
     keras_file = run_dir / "candidate.keras"
     save_keras(generator, keras_file)
-    cmd = export_command(args, cfg, keras_file, run_dir)
+    cmd = export_command(args, cfg, keras_file, run_dir, target)
     env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     print(proc.stdout, end="", flush=True)
@@ -115,20 +131,39 @@ def progressive_job(
     import keras
 
     from export.prune import protected_versions, prune
-    from training.progressive import ProgressiveJob
+    from training.follow import follow_version
+    from training.progressive import Companion, ProgressiveJob
 
-    def publish(generator: Any, quality: dict[str, Any], training: dict[str, Any]) -> int:
-        if keras.backend.backend() != "tensorflow":
-            return publish_in_subprocess(args, cfg, generator, run_dir)
-        return publish_here(args, cfg, data, generator, training, quality, progress)
+    def publisher(target: tuple[Path, str] | None) -> Publish:
+        def publish(generator: Any, quality: dict[str, Any], training: dict[str, Any]) -> int:
+            if keras.backend.backend() != "tensorflow":
+                return publish_in_subprocess(args, cfg, generator, run_dir, target)
+            return publish_here(args, cfg, data, generator, training, quality, progress, target)
+
+        return publish
 
     # the labels file named, else the one a rollout keeps beside the base path by default
     beside = args.model_base_path.parent / "models.config"
     labels = args.model_config_file or (beside if beside.exists() else None)
 
-    def prune_old() -> list[int]:
-        protected = protected_versions(labels, args.model_name)
-        return prune(args.model_base_path, cfg.keep_versions, protected, log)
+    def pruner(base: Path, name: str) -> Callable[[], list[int]]:
+        return lambda: prune(base, cfg.keep_versions, protected_versions(labels, name), log)
+
+    def follow(name: str, base: Path, version: int, state: dict[str, Any]) -> None:
+        # only the file TF Serving reads, named: the embedded gateway serves the newest anyway
+        if args.model_config_file is not None:
+            follow_version(args.model_config_file, name, base, version, state, log)
+
+    companion = None
+    if cfg.category_from_z and not cfg.conditional and args.cond_model_base_path is not None:
+        target = (args.cond_model_base_path, args.cond_model_name)
+        companion = Companion(
+            args.cond_model_name,
+            args.cond_model_base_path,
+            publisher(target),
+            pruner(*target),
+        )
+        log(f"También se publica {args.cond_model_name} en {args.cond_model_base_path}.")
 
     return ProgressiveJob(
         cfg,
@@ -136,9 +171,12 @@ def progressive_job(
         run_dir=run_dir,
         base_path=args.model_base_path,
         classifier_path=args.classifier,
-        publish=publish,
-        prune=prune_old,
+        publish=publisher(None),
+        prune=pruner(args.model_base_path, args.model_name),
         log=log,
         progress=progress,
         data_dir=args.data_dir,
+        model_name=args.model_name,
+        follow=follow,
+        companion=companion,
     )

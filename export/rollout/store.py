@@ -19,6 +19,7 @@ from fashion_core.models_config import (
     ModelEntry,
     ModelServerConfig,
     entry_of,
+    lock_path,
     parse,
     read,
     with_entry,
@@ -37,7 +38,7 @@ class ConfigStore:
     ) -> None:
         self.path, self.model, self.replicas, self.log = path, model, replicas, log
         self.template = template
-        self.lock_path = path.with_name(f".{path.name}.lock")
+        self.lock_path = lock_path(path)
 
     @contextmanager
     def locked(self, wait_s: float) -> Iterator[None]:
