@@ -149,3 +149,31 @@ def test_the_classifier_command_the_job_runs_beside_itself(
     )  # fmt: skip
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert not (tmp_path / "c.keras").exists()
+
+
+def test_a_job_that_publishes_the_conditional_model_too_says_so_before_training(
+    tmp_path: Path,
+) -> None:
+    """The gateway's miss of the conditional model waits for a job whose progress names it as
+    its companion, and starts one of its own otherwise: the job must say so before its first
+    step, or a category asked meanwhile starts a second job (it did, in a fresh make run)."""
+    from fashion_core import progress as progress_file
+    from fashion_gan.jobs import publishes_too
+    from training.progressive import Companion
+
+    path = tmp_path / "progress.json"
+    progress = ProgressFile(path)
+    ProgressiveJob(
+        make_config("quick"), data=cast(FashionMNIST, None), run_dir=tmp_path / "run",
+        base_path=tmp_path / "base", classifier_path=tmp_path / "clf.keras",
+        publish=lambda *_: 1, prune=list, log=lambda _line: None, progress=progress,
+        companion=Companion("fashion_gan_cond", tmp_path / "cond", lambda *_: 1, list),
+    )  # fmt: skip
+    progress.update(force=True, phase="training")  # what train() writes next
+    written = progress_file.read(path)
+    assert written.companion == {"model": "fashion_gan_cond", "published": []}
+    job = {"state": "running", "phase": written.phase, "companion": written.companion}
+    assert publishes_too(job, "fashion_gan_cond")
+    assert not publishes_too({**job, "companion": None}, "fashion_gan_cond")
+    assert publishes_too({"state": "running", "phase": "starting"}, "fashion_gan_cond")
+    assert not publishes_too({**job, "state": "succeeded"}, "fashion_gan_cond")

@@ -119,6 +119,10 @@ class ProgressiveJob:
         self.data_dir, self.model_name = data_dir, model_name
         self.follow: Follow = follow or (lambda _model, _base, _version, _state: None)
         self.companion = companion
+        if companion is not None:
+            # said before the first step: a miss of that model waits for this job rather than
+            # start one of its own (fashion_gan/jobs.py: publishes_too)
+            progress.update(force=True, companion={"model": companion.model, "published": []})
         self.schedule = Schedule.of(cfg)
         self._evaluator: Any = None
         self._preparing: subprocess.Popen[bytes] | None = None  # the classifier's training
