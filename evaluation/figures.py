@@ -134,29 +134,38 @@ class Evaluator:
         )  # fmt: skip
         train_labels, train_feats = real["train_labels"], real["train_feats"]
 
-        def fid(a: np.ndarray, b: np.ndarray) -> float | None:
-            if min(len(a), len(b)) < 2:
+        def fid(a: np.ndarray, ref: tuple[np.ndarray, np.ndarray] | None) -> float | None:
+            if len(a) < 2 or ref is None:
                 return None
-            return round(frechet_distance(*mean_cov(a), *mean_cov(b)), 4)
+            return round(frechet_distance(*mean_cov(a), *ref), 4)
 
         def share(hits: np.ndarray) -> float | None:
             return round(float(np.mean(hits)), 4) if len(hits) else None
 
+        if "per_class" not in real:  # the real side of each class once per evaluator, not per call
+            refs = [test_feats[test_labels == k] for k in range(NUM_CLASSES)]
+            stats = [mean_cov(r) if len(r) >= 2 else None for r in refs]
+            real["per_class"] = {
+                "stats": stats,
+                "floors": [
+                    fid(train_feats[train_labels == k], stats[k]) for k in range(NUM_CLASSES)
+                ],
+                "accuracy": [
+                    share(test_classes[test_labels == k] == k) for k in range(NUM_CLASSES)
+                ],
+            }
+        cached = real["per_class"]
         per_class: dict[str, list[Any]] = {
             "fid_per_class": [],
-            "fid_real_floor_per_class": [],
+            "fid_real_floor_per_class": list(cached["floors"]),
             "agreement_per_class": [],
-            "classifier_accuracy_per_class": [],
+            "classifier_accuracy_per_class": list(cached["accuracy"]),
             "samples_per_class": [],
         }
         for k in range(NUM_CLASSES):
-            asked, ref = categories == k, test_labels == k
-            per_class["fid_per_class"].append(fid(feats[asked], test_feats[ref]))
-            per_class["fid_real_floor_per_class"].append(
-                fid(train_feats[train_labels == k], test_feats[ref])
-            )
+            asked = categories == k
+            per_class["fid_per_class"].append(fid(feats[asked], cached["stats"][k]))
             per_class["agreement_per_class"].append(share(classes[asked] == k))
-            per_class["classifier_accuracy_per_class"].append(share(test_classes[ref] == k))
             per_class["samples_per_class"].append(int(np.sum(asked)))
         return {
             **figures,

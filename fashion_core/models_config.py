@@ -9,7 +9,7 @@ model joins the file (``with_entry`` adds it) once it has a version to serve."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,14 +101,16 @@ def follow(
     model_name: str,
     base_path: str,
     version: int,
-    added: Collection[int] = (),
+    added: Sequence[int] = (),
+    keep: Collection[int] = (),
 ) -> model_server_config_pb2.ModelServerConfig | None:
     """``config`` with ``version`` of ``model_name`` loaded: what a training job that keeps
     improving writes after each version it publishes, since TF Serving loads only the versions
-    a ``specific`` policy lists. ``added``: the versions the job added before; those it drops
-    again (TF Serving loads the new one before it unloads the old), unless a label names them.
-    Labels, versions a rollout put there and every other model stay. A model the file does not
-    list joins it with this version; None when the model's policy already loads new versions
+    a ``specific`` policy lists. ``added``: the versions the job added before, oldest first; it
+    drops all but the newest of them (kept until this one has loaded and served a while),
+    unless a label names them or ``keep`` does (the rollout's rollback target). Labels,
+    versions a rollout put there and every other model stay. A model the file does not list
+    joins it with this version; None when the model's policy already loads new versions
     (``latest``, ``all``: nothing to write)."""
     found = [m for m in config.model_config_list.config if m.name == model_name]
     if found and not found[0].model_version_policy.HasField("specific"):
@@ -116,8 +118,8 @@ def follow(
     if not found:
         return with_entry(config, ModelEntry(model_name, base_path, [version]))
     entry = entry_of(config, model_name)
-    labelled = set(entry.labels.values())
-    kept = {v for v in entry.versions if v not in added or v in labelled}
+    stay = set(entry.labels.values()) | set(keep) | set(added[-1:])
+    kept = {v for v in entry.versions if v not in added or v in stay}
     if version in kept and kept == set(entry.versions):
         return None
     new = ModelEntry(entry.name, entry.base_path, [*kept, version], entry.labels)

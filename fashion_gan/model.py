@@ -149,12 +149,15 @@ def _runner(s: ApiSettings, base: Path, conditional: bool) -> JobRunner:
     trainer service's), or the conditional model's own local runner (its own jobs folder,
     so its single flight and back-off are its own, as gateway/trainer.py has it)."""
     if not conditional:
-        cond = first_train_args(s.cond_base_path, s.cond_model_name)
+        # the second model beside the configured first one only: a job for another base path
+        # publishes that one alone
+        cond = s.cond_base_path if base == s.model_base_path else None
+        args = first_train_args(cond, s.cond_model_name)
         return job_runner(
-            s.jobs_dir, base, s.model_config_file, s.trainer_url, s.admin_token, train_args=cond
+            s.jobs_dir, base, s.model_config_file, s.trainer_url, s.admin_token, train_args=args
         )
     first = _runner(s, s.model_base_path, False)
-    if publishes_too(first.state(), s.cond_model_name):
+    if base == s.cond_base_path and publishes_too(first.state(), s.cond_model_name):
         return first  # the first model's quick job publishes this one too: wait for it
     if s.trainer_url:
         raise ModelError(

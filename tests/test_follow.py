@@ -72,14 +72,18 @@ def test_each_new_version_is_loaded_and_the_one_before_let_go(setup: Setup) -> N
 
     publish_version(setup.models.b, base, 4)
     follow_version(config, MODEL_NAME, base, 4, state, lines.append)
-    entry = read(config, MODEL_NAME)[1]
-    assert entry.versions == [1, 2, 4]  # 3 was the job's: dropped; 1 and 2 are the template's
-    assert entry.labels == {"stable": 1, "canary": 2}
+    assert read(config, MODEL_NAME)[1].versions == [1, 2, 3, 4]  # 3 stays while 4 is new
     until("unpinned traffic on 4", lambda: served_version(s, f"/v1/models/{MODEL_NAME}") == 4)
+    publish_version(setup.models.a, base, 5)
+    follow_version(config, MODEL_NAME, base, 5, state, lines.append)
+    entry = read(config, MODEL_NAME)[1]
+    assert entry.versions == [1, 2, 4, 5]  # 3 was the job's: dropped; 1 and 2 are the template's
+    assert entry.labels == {"stable": 1, "canary": 2}
+    until("unpinned traffic on 5", lambda: served_version(s, f"/v1/models/{MODEL_NAME}") == 5)
     until("3 unloaded", lambda: _states(s, MODEL_NAME).get(3) == "END", 60)
     assert served_version(s, f"/v1/models/{MODEL_NAME}/labels/stable") == 1
-    assert state["followed"] == {MODEL_NAME: [3, 4]}
-    assert any("Versión 4 de fashion_gan añadida" in line for line in lines), lines
+    assert state["followed"] == {MODEL_NAME: [3, 4, 5]}
+    assert any("Versión 5 de fashion_gan añadida" in line for line in lines), lines
 
 
 def test_the_conditional_model_joins_the_file_with_its_first_version(setup: Setup) -> None:
@@ -126,7 +130,24 @@ def test_a_policy_that_loads_new_versions_by_itself_is_left_as_it_is() -> None:
         "model_platform: 'tensorflow' model_version_policy { specific { versions: 3 } } "
         "version_labels { key: 'canary' value: 3 } } }"
     )
-    new = follow(labelled, MODEL_NAME, "/m", 4, added=[3])
+    new = follow(labelled, MODEL_NAME, "/m", 5, added=[3, 4])
     assert new is not None
     kept = new.model_config_list.config[0]
-    assert list(kept.model_version_policy.specific.versions) == [3, 4]  # a label names 3
+    assert list(kept.model_version_policy.specific.versions) == [3, 5]  # a label names 3
+
+
+def test_the_rollout_s_rollback_target_is_never_dropped(tmp_path: Path) -> None:
+    """The job published 7 and 9; a rollout promoted 7, then 9, keeping 7 loaded for an
+    instant rollback (unlabelled, in its history). The job's next version must not drop it."""
+    from export.rollout.history import History
+
+    config = tmp_path / "models.config"
+    config.write_text(
+        "model_config_list { config { name: 'fashion_gan' base_path: '/m' "
+        "model_platform: 'tensorflow' model_version_policy { specific { versions: 7 "
+        "versions: 9 } } version_labels { key: 'stable' value: 9 } } }"
+    )
+    History(config).record(7, 9)
+    state: dict[str, Any] = {"followed": {MODEL_NAME: [7, 9]}}
+    follow_version(config, MODEL_NAME, tmp_path / "m", 10, state, lambda _line: None)
+    assert read(config, MODEL_NAME)[1].versions == [7, 9, 10]

@@ -177,3 +177,67 @@ def test_a_job_that_publishes_the_conditional_model_too_says_so_before_training(
     assert not publishes_too({**job, "companion": None}, "fashion_gan_cond")
     assert publishes_too({"state": "running", "phase": "starting"}, "fashion_gan_cond")
     assert not publishes_too({**job, "state": "succeeded"}, "fashion_gan_cond")
+
+
+class CompanionJob(Job):
+    """``Job`` with ``quick``'s conditional networks behind the first model, publishing the
+    class-conditional model too through ``cond_publish``."""
+
+    def __init__(self, tmp: Path, figures: Any, cond_publish: Any) -> None:
+        from training.progressive import Companion
+
+        super().__init__(tmp, figures)
+        self.cfg = make_config("smoke", [*SETS, "category_from_z=true"])
+        self.lines: list[str] = []
+        self.log = self.lines.append
+        self.companion = Companion("fashion_gan_cond", tmp / "cond", cond_publish, list)
+
+    def _by_category(self, generator: Any) -> dict[str, Any]:
+        return {"fid": 81.0}  # the second model's card: any figures do here
+
+
+@pytest.fixture(scope="module")
+def cond_generator() -> Any:
+    from training.model import build_generator
+
+    return build_generator(100, 0.25, num_classes=10)
+
+
+def test_the_second_model_failing_never_stops_the_first(
+    tmp_path: Path, cond_generator: Any
+) -> None:
+    def broken(*_: Any) -> int:
+        raise RuntimeError("the second folder is full")
+
+    job = CompanionJob(tmp_path, {}, broken)
+    state: dict[str, Any] = {"clock_s": 12.0, "completed_epochs": 3}
+    job._candidate(cond_generator, state)  # the first version: published, then the second fails
+    assert job.published == [7] and state["published_versions"] == [7]
+    assert state["companion_versions"] == []
+    assert any("No se pudo publicar fashion_gan_cond: RuntimeError" in x for x in job.lines)
+
+
+def test_the_second_model_gets_a_first_version_whatever_the_first_gate_says(
+    tmp_path: Path, cond_generator: Any
+) -> None:
+    """The first model serves a version the job does not beat (FID 50 against the candidate's
+    80): the candidate is refused there, yet the conditional model, which has no version and
+    whose misses wait for this job, gets it; later refusals publish it no more."""
+    (tmp_path / "base" / "3").mkdir(parents=True)
+    (tmp_path / "clf.keras").write_bytes(b"x")
+    cond: list[int] = []
+
+    def publish_cond(net: Any, quality: dict[str, Any], _training: dict[str, Any]) -> int:
+        assert len(net.inputs) == 2  # the conditional networks, unwrapped
+        cond.append(len(cond) + 1)
+        (tmp_path / "cond" / str(cond[-1])).mkdir(parents=True)
+        return cond[-1]
+
+    worse = {"fid": 80.0, "samples": 256, "evaluator": "fmnist-fullres-v2"}
+    job = CompanionJob(tmp_path, worse, publish_cond)
+    state: dict[str, Any] = {"clock_s": 12.0, "completed_epochs": 3}
+    job._candidate(cond_generator, state)
+    assert job.published == [] and "worse" in state["candidates"][-1]["verdict"]
+    assert cond == [1] and state["companion_versions"] == [1]
+    job._candidate(cond_generator, state)
+    assert cond == [1]

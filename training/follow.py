@@ -14,14 +14,44 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from export.rollout.history import History
 from fashion_core import locks
-from fashion_core.models_config import ConfigFileError, follow, lock_path, parse, write
+from fashion_core.models_config import (
+    ConfigFileError,
+    entry_of,
+    follow,
+    lock_path,
+    parse,
+    write,
+)
 
 LOCK_WAIT_S = 60.0  # a rollout holds the lock while TF Serving reloads (seconds, not minutes)
+
+
+@contextmanager
+def config_lock(config_file: Path, wait_s: float = LOCK_WAIT_S) -> Iterator[bool]:
+    """Hold the rollout tool's lock on ``config_file`` for the ``with`` body, waiting at most
+    ``wait_s``; yields False (and holds nothing) when a rollout keeps it or it cannot be
+    opened (a read-only folder): the caller leaves the file alone this time."""
+    deadline = time.monotonic() + wait_s
+    try:
+        while (fd := locks.try_acquire(lock_path(config_file))) is None:
+            if time.monotonic() > deadline:
+                yield False
+                return
+            time.sleep(0.2)
+    except OSError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        os.close(fd)
 
 
 def follow_version(
@@ -38,24 +68,31 @@ def follow_version(
     Never raises: the version is published either way, and the next one tries again."""
     added: dict[str, list[int]] = state.setdefault("followed", {})
     mine = added.setdefault(model_name, [])
-    deadline = time.monotonic() + wait_s
-    lock = lock_path(config_file)
-    while (fd := locks.try_acquire(lock)) is None:
-        if time.monotonic() > deadline:
-            log(f"models.config sigue bloqueado por un rollout: la versión {version} se añadirá "
-                "con la siguiente.")  # fmt: skip
+    with config_lock(config_file, wait_s) as held:
+        if not held:
+            log(f"models.config está bloqueado (un rollout) o no se puede abrir: la versión "
+                f"{version} se añadirá con la siguiente.")  # fmt: skip
             return
-        time.sleep(0.2)
-    try:
-        config = parse(config_file.read_text(), str(config_file))
-        new = follow(config, model_name, str(base_path.resolve()), version, mine)
-        if new is None:
+        try:
+            config = parse(config_file.read_text(), str(config_file))
+            stable = entry_labels(config, model_name).get("stable")
+            rollback = History(config_file, model_name).earlier(stable)
+            keep = () if rollback is None else (rollback,)
+            new = follow(config, model_name, str(base_path.resolve()), version, mine, keep)
+            if new is not None:
+                write(config_file, new)
+        except (OSError, ConfigFileError) as exc:
+            log(f"No se pudo añadir la versión {version} a {config_file}: {exc}")
             return
-        write(config_file, new)
-    except (OSError, ConfigFileError) as exc:
-        log(f"No se pudo añadir la versión {version} a {config_file}: {exc}")
+    if new is None:
         return
-    finally:
-        os.close(fd)
     mine.append(version)
     log(f"Versión {version} de {model_name} añadida a {config_file} (TF Serving la carga).")
+
+
+def entry_labels(config: Any, model_name: str) -> dict[str, int]:
+    """The model's labels in ``config``; none when it is not listed yet."""
+    try:
+        return entry_of(config, model_name).labels
+    except ConfigFileError:
+        return {}

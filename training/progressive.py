@@ -112,6 +112,7 @@ class ProgressiveJob:
         model_name: str = "",
         follow: Follow | None = None,
         companion: Companion | None = None,
+        save: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.cfg, self.data, self.run_dir = cfg, data, run_dir
         self.base_path, self.classifier_path = base_path, classifier_path
@@ -119,6 +120,9 @@ class ProgressiveJob:
         self.data_dir, self.model_name = data_dir, model_name
         self.follow: Follow = follow or (lambda _model, _base, _version, _state: None)
         self.companion = companion
+        # state.json written at once after each publish, not only at the end of the epoch: a
+        # job killed while it publishes the second model must still know its first was out
+        self.save = save or (lambda _state: None)
         if companion is not None:
             # said before the first step: a miss of that model waits for this job rather than
             # start one of its own (fashion_gan/jobs.py: publishes_too)
@@ -184,6 +188,7 @@ class ProgressiveJob:
             entry["verdict"] = "deferred: the evaluator's classifier is still being trained"
             state["deferred"] = True
             state.setdefault("candidates", []).append(entry)
+            self._companion_if_none(generator, state)
             self.progress.update(force=True, phase="training")
             return
         state.pop("deferred", None)
@@ -221,6 +226,7 @@ class ProgressiveJob:
             entry["version"] = version
             state.setdefault("published_versions", []).append(version)
             state["published_version"] = version
+            self.save(state)
             self.follow(self.model_name, self.base_path, version, state)
             if self.companion is not None:
                 self._publish_companion(self.companion, generator, training, state)
@@ -230,10 +236,23 @@ class ProgressiveJob:
                     self.companion.prune()
             except OSError as exc:  # the version is out; a leftover old one costs only disk
                 self.log(f"No se pudieron retirar versiones antiguas: {exc}.")
+        else:
+            self._companion_if_none(generator, state)
         state.setdefault("candidates", []).append(entry)
         if not self.classifier_path.is_file() and clock >= self.schedule.early_until:
             self._start_evaluator()
         self.progress.update(force=True, phase="training")
+
+    def _companion_if_none(self, generator: keras.Model, state: dict[str, Any]) -> None:
+        """The second model's first version, whatever the first model's gate said: a job that
+        runs beside a first model it does not beat (a POST /api/training over an hour-long
+        `default` version) must still give the second model a version, since its misses wait
+        for this job."""
+        if self.companion is None or list_versions(self.companion.base_path):
+            return
+        clock = round(float(state.get("clock_s", 0.0)), 1)
+        training = {**training_section(state, self.run_dir), "clock_s": clock}
+        self._publish_companion(self.companion, generator, training, state)
 
     def _publish_companion(
         self,
@@ -247,7 +266,7 @@ class ProgressiveJob:
         others (its own job's, a rollout's) is left to them. A failure here costs the
         conditional model this version, never the first model's job."""
         from training.parts import float32_generator
-        from training.publishing import PublishFailed
+        from training.publishing import PublishFailed  # the module that builds this job
 
         ours: list[int] = state.setdefault("companion_versions", [])
         versions = list_versions(companion.base_path)
@@ -264,10 +283,12 @@ class ProgressiveJob:
             if self.classifier_path.is_file():
                 quality = self._by_category(net)
             version = companion.publish(net, quality, training)
-        except (PublishFailed, OSError, ValueError) as exc:
-            self.log(f"No se pudo publicar {companion.model}: {exc}.")
+        except Exception as exc:
+            reason = exc if isinstance(exc, PublishFailed) else f"{type(exc).__name__}: {exc}"
+            self.log(f"No se pudo publicar {companion.model}: {reason}.")
             return
         ours.append(version)
+        self.save(state)
         self.follow(companion.model, companion.base_path, version, state)
         self.progress.update(force=True, companion={"model": companion.model, "published": ours})
 

@@ -131,8 +131,9 @@ def progressive_job(
     import keras
 
     from export.prune import protected_versions, prune
-    from training.follow import follow_version
+    from training.follow import config_lock, follow_version
     from training.progressive import Companion, ProgressiveJob
+    from training.runs import save_state
 
     def publisher(target: tuple[Path, str] | None) -> Publish:
         def publish(generator: Any, quality: dict[str, Any], training: dict[str, Any]) -> int:
@@ -147,10 +148,20 @@ def progressive_job(
     labels = args.model_config_file or (beside if beside.exists() else None)
 
     def pruner(base: Path, name: str) -> Callable[[], list[int]]:
-        return lambda: prune(base, cfg.keep_versions, protected_versions(labels, name), log)
+        def prune_old() -> list[int]:
+            if labels is None:
+                return prune(base, cfg.keep_versions, set(), log)
+            # under the rollout's lock: a rollout must not label a version being removed
+            with config_lock(labels) as held:
+                if not held:
+                    return []  # pruned after the next version instead
+                return prune(base, cfg.keep_versions, protected_versions(labels, name), log)
+
+        return prune_old
 
     def follow(name: str, base: Path, version: int, state: dict[str, Any]) -> None:
-        # only the file TF Serving reads, named: the embedded gateway serves the newest anyway
+        # the models.config named (the job runner passes TF Serving's, or the gateway's
+        # MODEL_CONFIG_FILE): a specific policy there loads only what it lists
         if args.model_config_file is not None:
             follow_version(args.model_config_file, name, base, version, state, log)
 
@@ -179,4 +190,5 @@ def progressive_job(
         model_name=args.model_name,
         follow=follow,
         companion=companion,
+        save=lambda state: save_state(run_dir, state),
     )
