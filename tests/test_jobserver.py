@@ -67,3 +67,14 @@ def test_unreachable_trainer_is_503(tmp_path: Path) -> None:
     with serve(create_app(s)) as gw:
         r = requests.get(f"{gw}/api/generar-diseno", timeout=30)
         assert r.status_code == 503 and "unreachable" in r.json()["error"]
+
+
+def test_the_job_runner_s_jobs_follow_tf_serving_s_config_and_may_skip_the_second_model() -> None:
+    import argparse
+
+    from training.jobserver import job_args
+
+    both = argparse.Namespace(models_config=Path("/models/models.config"), no_cond_model=False)
+    assert job_args(both) == ("--model-config-file", "/models/models.config")
+    first_only = argparse.Namespace(models_config=None, no_cond_model=True)
+    assert job_args(first_only) == ("--no-cond-model",)

@@ -108,6 +108,14 @@ def seed_models_config(path: Path, template: Path, trains: Path | None = None) -
     return True
 
 
+def job_args(args: argparse.Namespace) -> tuple[str, ...]:
+    """``python -m training``'s arguments for every job, besides the profile and base path."""
+    # the models.config TF Serving reads: a progressive job adds each version to it and never
+    # prunes the versions it names (labels, policy)
+    extra = ("--model-config-file", str(args.models_config)) if args.models_config else ()
+    return (*extra, *(("--no-cond-model",) if args.no_cond_model else ()))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.jobserver", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
@@ -126,6 +134,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="written to --models-config when that file does not exist yet",
     )
+    p.add_argument(
+        "--no-cond-model",
+        action="store_true",
+        help="jobs publish the first model only (a deployment that does not serve the "
+        "class-conditional one: GATEWAY_CONDITIONAL=false); by default a quick job publishes "
+        "fashion_gan_cond beside --model-base-path too",
+    )
     args = p.parse_args(argv)
     token = os.environ.get("TRAINER_ADMIN_TOKEN") or None
     if token is None and not is_loopback(args.host):
@@ -142,9 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         and seed_models_config(args.models_config, template, args.model_base_path)
     ):
         print(f"jobserver: wrote the starting {args.models_config}", file=sys.stderr)
-    # a progressive job never prunes the versions TF Serving's config names (labels, policy)
-    extra = ("--model-config-file", str(args.models_config)) if args.models_config else ()
-    jobs = TrainingJobs(args.jobs_dir, args.model_base_path, extra_args=extra)
+    jobs = TrainingJobs(args.jobs_dir, args.model_base_path, extra_args=job_args(args))
     app = create_app(jobs, args.profile, token)
     uvicorn.run(app, host=args.host, port=args.port)
     return 0
