@@ -219,6 +219,7 @@ class ProgressiveJob:
                     f"{result.reason}."
                 )
         entry["fid"] = quality.get("fid")
+        state.setdefault("candidates", []).append(entry)  # its version, if any, follows
         if publish:
             self.progress.update(force=True, phase="publishing")
             training = {**training_section(state, self.run_dir), "clock_s": round(clock, 1)}
@@ -238,7 +239,6 @@ class ProgressiveJob:
                 self.log(f"No se pudieron retirar versiones antiguas: {exc}.")
         else:
             self._companion_if_none(generator, state)
-        state.setdefault("candidates", []).append(entry)
         if not self.classifier_path.is_file() and clock >= self.schedule.early_until:
             self._start_evaluator()
         self.progress.update(force=True, phase="training")
