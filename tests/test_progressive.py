@@ -26,7 +26,7 @@ from gateway.settings import Settings
 from tests.browser import open_page, wait_for
 from tests.servers import labels_config, serve
 from training.config import make_config
-from training.progressive import Schedule
+from training.schedule import Schedule
 
 # smoke-sized, yet improving clearly between candidates: a quarter-width network, batch 16,
 # 16 steps an epoch, a candidate every 4 epochs (points by epoch, not by the clock: the test

@@ -13,7 +13,8 @@ import pytest
 from fashion_core.dataset import FashionMNIST
 from fashion_core.progress import ProgressFile
 from training.config import make_config
-from training.progressive import BudgetOnly, ProgressiveJob
+from training.progressive import ProgressiveJob
+from training.schedule import BudgetOnly
 
 SETS = [
     "epochs=1000",
@@ -159,7 +160,7 @@ def test_a_job_that_publishes_the_conditional_model_too_says_so_before_training(
     step, or a category asked meanwhile starts a second job (it did, in a fresh make run)."""
     from fashion_core import progress as progress_file
     from fashion_gan.jobs import publishes_too
-    from training.progressive import Companion
+    from training.companion import Companion
 
     path = tmp_path / "progress.json"
     progress = ProgressFile(path)
@@ -184,7 +185,7 @@ class CompanionJob(Job):
     class-conditional model too through ``cond_publish``."""
 
     def __init__(self, tmp: Path, figures: Any, cond_publish: Any) -> None:
-        from training.progressive import Companion
+        from training.companion import Companion
 
         super().__init__(tmp, figures)
         self.cfg = make_config("smoke", [*SETS, "category_from_z=true"])

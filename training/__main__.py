@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from training.checkpoint import CheckpointError
     from training.devices import DeviceError
-    from training.progressive import BudgetOnly
+    from training.schedule import BudgetOnly
     from training.train import train
 
     source = data.folder or data.source

@@ -32,7 +32,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,52 +44,13 @@ from fashion_core.dataset import FashionMNIST
 from fashion_core.progress import ProgressFile
 from fashion_core.quality import MARGIN, compare, not_comparable
 from fashion_core.versions import list_versions, version_dir
+from training.companion import PENDING, Companion, Publish, publish_companion
 from training.config import TrainConfig
+from training.schedule import Schedule
 
 Log = Callable[[str], None]
-# (float32 generator, quality figures, the card's training section) -> published version
-Publish = Callable[[keras.Model, dict[str, Any], dict[str, Any]], int]
-PENDING = "the evaluator's classifier is trained after the first versions"
 # (model name, base path, version just published, the run's state): make TF Serving load it
 Follow = Callable[[str, Path, int, dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class Companion:
-    """The class-conditional model that a ``category_from_z`` job publishes too: the same
-    networks without the wrapper, under their own name and base path, so that designs by
-    category come from the job's first minutes instead of a second job of their own."""
-
-    model: str
-    base_path: Path
-    publish: Publish
-    prune: Callable[[], list[int]]
-
-
-@dataclass(frozen=True)
-class Schedule:
-    points: tuple[float, ...]  # job seconds at which a candidate is judged, ascending
-    budget_s: float
-    early_until: float = 0.0  # the last listed point: until then no time goes to the evaluator
-
-    @classmethod
-    def of(cls, cfg: TrainConfig) -> Schedule:
-        listed = sorted(float(p) for p in cfg.publish_at_s.split(",") if p.strip())
-        points = [p for p in listed if p < cfg.time_budget_s]
-        if cfg.publish_every_s > 0:
-            t = (points[-1] if points else 0.0) + cfg.publish_every_s
-            while t < cfg.time_budget_s:
-                points.append(t)
-                t += cfg.publish_every_s
-        early = max((p for p in listed if p < cfg.time_budget_s), default=0.0)
-        return cls((*points, cfg.time_budget_s), cfg.time_budget_s, early)
-
-    def due(self, last: float, clock: float) -> bool:
-        """Whether a point lies in (last, clock]: one candidate however many were passed."""
-        return any(last < p <= clock for p in self.points)
-
-    def next_point(self, clock: float) -> float | None:
-        return next((p for p in self.points if p > clock), None)
 
 
 class ProgressiveJob:
@@ -261,35 +221,18 @@ class ProgressiveJob:
         training: dict[str, Any],
         state: dict[str, Any],
     ) -> None:
-        """The accepted candidate as the class-conditional model too, its card's figures
-        measured per category. Only over versions this job made: a conditional model that has
-        others (its own job's, a rollout's) is left to them. A failure here costs the
-        conditional model this version, never the first model's job."""
+        """The accepted candidate as the class-conditional model too (training/companion.py)."""
         from training.parts import float32_generator
-        from training.publishing import PublishFailed  # the module that builds this job
 
-        ours: list[int] = state.setdefault("companion_versions", [])
-        versions = list_versions(companion.base_path)
-        if versions and versions[-1] not in ours:
-            if not state.get("companion_left"):
-                self.log(f"{companion.model} ya tiene versiones de otro origen: este trabajo no "
-                         "las sustituye.")  # fmt: skip
-            state["companion_left"] = True
-            return
         net = inner(float32_generator(generator, self.cfg))
-        quality: dict[str, Any] = {"pending": PENDING}
         self.progress.update(force=True, phase="publishing")
-        try:
-            if self.classifier_path.is_file():
-                quality = self._by_category(net)
-            version = companion.publish(net, quality, training)
-        except Exception as exc:
-            reason = exc if isinstance(exc, PublishFailed) else f"{type(exc).__name__}: {exc}"
-            self.log(f"No se pudo publicar {companion.model}: {reason}.")
+        measure = self._by_category if self.classifier_path.is_file() else None
+        version = publish_companion(companion, net, training, state, measure, self.log)
+        if version is None:
             return
-        ours.append(version)
         self.save(state)
         self.follow(companion.model, companion.base_path, version, state)
+        ours = state["companion_versions"]
         self.progress.update(force=True, companion={"model": companion.model, "published": ours})
 
     def _by_category(self, generator: keras.Model) -> dict[str, Any]:
@@ -399,19 +342,3 @@ class ProgressiveJob:
         if self.companion is not None:
             mine = list(state.get("companion_versions", []))
             self.progress.update(companion={"model": self.companion.model, "published": mine})
-
-
-class BudgetOnly:
-    """The ``EpochDriver`` of a time-budgeted profile run with ``--no-publish``: train until the
-    budget, publish and prune nothing."""
-
-    def __init__(self, cfg: TrainConfig) -> None:
-        self.budget_s = cfg.time_budget_s
-
-    def finished(self, state: dict[str, Any]) -> bool:
-        return bool(state.get("finished"))
-
-    def after_epoch(self, epochs_done: int, generator: keras.Model, state: dict[str, Any]) -> bool:
-        if state.get("clock_s", 0.0) >= self.budget_s:
-            state["finished"] = True
-        return bool(state.get("finished"))

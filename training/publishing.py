@@ -19,7 +19,7 @@ from fashion_core.progress import ProgressFile
 from training.config import TrainConfig
 
 if TYPE_CHECKING:
-    from training.progressive import Publish
+    from training.companion import Publish
 
 
 def export_command(
@@ -131,8 +131,9 @@ def progressive_job(
     import keras
 
     from export.prune import protected_versions, prune
+    from training.companion import Companion
     from training.follow import config_lock, follow_version
-    from training.progressive import Companion, ProgressiveJob
+    from training.progressive import ProgressiveJob
     from training.runs import save_state
 
     def publisher(target: tuple[Path, str] | None) -> Publish:
