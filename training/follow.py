@@ -39,19 +39,19 @@ def config_lock(config_file: Path, wait_s: float = LOCK_WAIT_S) -> Iterator[bool
     ``wait_s``; yields False (and holds nothing) when a rollout keeps it or it cannot be
     opened (a read-only folder): the caller leaves the file alone this time."""
     deadline = time.monotonic() + wait_s
+    fd: int | None = None
     try:
         while (fd := locks.try_acquire(lock_path(config_file))) is None:
             if time.monotonic() > deadline:
-                yield False
-                return
+                break
             time.sleep(0.2)
     except OSError:
-        yield False
-        return
+        fd = None
     try:
-        yield True
+        yield fd is not None  # outside the except: the body's own errors are the caller's
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 def follow_version(
