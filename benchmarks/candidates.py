@@ -16,6 +16,7 @@ PREVIOUS_QUICK = [
 ]  # fmt: skip
 R1 = ["r1_gamma=1", "r1_every=16", "d_dropout=0"]
 LR4 = ["gen_lr=4e-4", "disc_lr=4e-4"]
+B0 = ["beta_1=0.0", "beta_2=0.99"]
 
 # name (as runs/timeline/<name>_s<seed>) -> (profile, overrides)
 CANDIDATES: dict[str, tuple[str, list[str]]] = {
@@ -31,7 +32,7 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "ema50": ("seed", [*PREVIOUS_QUICK, "ema_kimg=50", "ema_rampup=0.1"]),
     "r1lr4": ("seed", [*PREVIOUS_QUICK, *R1, *LR4]),
     "r1lr8": ("seed", [*PREVIOUS_QUICK, *R1, "gen_lr=8e-4", "disc_lr=8e-4"]),
-    "r1lr4b0": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, "beta_1=0.0", "beta_2=0.99"]),
+    "r1lr4b0": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, *B0]),
     # a cosine decay of both rates to a tenth by the 5-minute mark (18,750 steps of 16)
     "r1lr4cos": (
         "seed",
@@ -47,6 +48,9 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     # the same networks served as the first model, z alone picking the category (the quick
     # profile now); it trains exactly as r1lr4cond, so runs/timeline shares its snapshots
     "r1lr4zcat": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, "category_from_z=true"]),
+    # Adam's beta_1 at 0 (r1lr4b0's gain on the unconditional networks) on the same networks
+    "r1lr4condb0": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, *B0, "conditional=true"]),
+    "r1lr4zcatb0": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, *B0, "category_from_z=true"]),
     "r1lr4diffaug": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, "augment=translation"]),
     # the widths of the networks
     "r1lr4w0375": ("seed", [*PREVIOUS_QUICK, *R1, *LR4, "width=0.375"]),
