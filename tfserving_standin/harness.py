@@ -162,6 +162,8 @@ class StandIn:
         self.host = host
         self._own_session = own_session
         self.rest_port, self.grpc_port = free_ports(2, host)
+        self._ports_fixed = False  # a respawn keeps its ports: its clients know them
+        self._port_retries = 0
         self.process: subprocess.Popen[str] | None = None
         self._workdir = Path(tempfile.mkdtemp(prefix="standin-"))
         self._stderr_path = self._workdir / "stderr.log"
@@ -235,11 +237,25 @@ class StandIn:
                 self._reader_join()
                 if self._ready.is_set():
                     break
+                if self._port_taken() and not self._ports_fixed and self._port_retries < 3:
+                    # our ports were free when picked, but another process may bind one in the
+                    # seconds before the server opens them (it opens them after loading)
+                    self._port_retries += 1
+                    self.rest_port, self.grpc_port = free_ports(2, self.host)
+                    self.process, self._reader, self._stdout_lines = None, None, []
+                    self.start(wait=False)
+                    continue
                 raise StandInError(self._failure(f"stand-in exited with code {code}"))
             if time.monotonic() > deadline:
                 self.stop()
                 raise StandInError(self._failure("stand-in was not ready in time"))
         return self
+
+    def _port_taken(self) -> bool:
+        try:
+            return "Address already in use" in self._stderr_path.read_text(errors="replace")
+        except OSError:
+            return False
 
     def _reader_join(self) -> None:
         if self._reader is not None:
@@ -273,6 +289,7 @@ class StandIn:
         again = copy.copy(self)  # the command line, environment and ports
         again.process, again._reader = None, None
         again._stdout_lines, again._ready = [], threading.Event()
+        again._ports_fixed = True
         again._workdir = Path(tempfile.mkdtemp(prefix="standin-"))
         again._stderr_path = again._workdir / "stderr.log"
         again.faults_file = again._workdir / "faults.json"
