@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchmarks.procs import embedded_gateway_env, machine, start_gateway
 from benchmarks.traffic import OVERLOAD_MIX, Tally, drive, percentile, probe
-from tfserving_standin.harness import Children
+from tfserving_standin.children import Children
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,8 +17,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from tfserving_standin.harness import Children as Children
-from tfserving_standin.harness import free_ports
+from tfserving_standin.children import Children as Children
+from tfserving_standin.children import free_ports
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

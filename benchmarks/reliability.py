@@ -62,7 +62,8 @@ from benchmarks.procs import (
 )
 from benchmarks.reliability_report import Outcome, print_table
 from benchmarks.traffic import OVERLOAD_MIX, Kind, drive, probe
-from tfserving_standin.harness import Children, StandIn
+from tfserving_standin.children import Children
+from tfserving_standin.harness import StandIn
 
 SMALL = [Kind("3x3", "GET", "/api/generar-diseno")]
 HOST = "127.0.0.1"

@@ -47,7 +47,7 @@ from benchmarks.serving_report import (
     report,
 )
 from benchmarks.serving_steps import _step, gateway, model_only, seed, thin_gateways
-from tfserving_standin.harness import Children
+from tfserving_standin.children import Children
 
 
 # --- main --------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.procs import Machine
-from tfserving_standin.harness import Children
+from tfserving_standin.children import Children
 
 HOST = "127.0.0.1"
 MODEL_NAME = "fashion_gan"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchmarks.procs import embedded_gateway_env, machine, memory_mb, start_gateway
 from benchmarks.traffic import Tally, drive, open_fds, percentile, soak_mix
-from tfserving_standin.harness import Children
+from tfserving_standin.children import Children
 
 MAX_RSS_GROWTH = 0.10
 

@@ -21,7 +21,8 @@ import serving_config
 from fashion_core.contract import MODEL_NAME
 from gateway.settings import Settings
 from tests.tfserving_flags import Mounts, prepare_mounts, standin_flags
-from tfserving_standin.harness import StandIn, wait_for_version
+from tfserving_standin.harness import StandIn
+from tfserving_standin.publishing import wait_for_version
 
 
 @contextmanager

@@ -26,7 +26,8 @@ from tests.conftest import run_cli
 from tests.servers import compose_standin
 from tests.standin_support import Models, served_version
 from tests.tfserving_flags import Mounts, prepare_mounts
-from tfserving_standin.harness import StandIn, publish_version
+from tfserving_standin.harness import StandIn
+from tfserving_standin.publishing import publish_version
 
 QUALITY = {"evaluator": "fmnist-classifier-v2", "samples": 40}
 

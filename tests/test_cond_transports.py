@@ -35,7 +35,8 @@ from tests.cond_support import build_cond_model, reference
 from tests.servers import compose_standin
 from tests.standin_support import Models, latents, rest_error, rest_post, rpc_code
 from tests.tfserving_flags import prepare_mounts
-from tfserving_standin.harness import StandIn, publish_version
+from tfserving_standin.harness import StandIn
+from tfserving_standin.publishing import publish_version
 
 # both models, as serving_config/models.config names them (container paths)
 TWO_MODELS = """model_config_list {

@@ -20,7 +20,7 @@ from gateway.app import create_app
 from gateway.backends.embedded import EmbeddedBackend
 from gateway.backends.loader import Loaded
 from gateway.settings import Settings
-from tfserving_standin.harness import publish_version
+from tfserving_standin.publishing import publish_version
 
 
 def _backend(client: TestClient) -> EmbeddedBackend:

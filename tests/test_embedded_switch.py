@@ -13,7 +13,7 @@ import requests
 from gateway.app import create_app
 from gateway.settings import Settings
 from tests.servers import serve
-from tfserving_standin.harness import publish_version
+from tfserving_standin.publishing import publish_version
 
 
 def test_new_version_is_served_without_dropping_requests(smoke_base: Path, tmp_path: Path) -> None:

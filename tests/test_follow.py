@@ -26,7 +26,8 @@ from tests.cond_support import build_cond_model
 from tests.servers import compose_standin
 from tests.standin_support import Models, rest_get, served_version, until
 from tests.tfserving_flags import Mounts, prepare_mounts
-from tfserving_standin.harness import StandIn, publish_version
+from tfserving_standin.harness import StandIn
+from tfserving_standin.publishing import publish_version
 from training.follow import follow_version
 
 

@@ -31,7 +31,8 @@ from tests.conftest import run_cli
 from tests.proxy import http_proxy
 from tests.servers import compose_standin, labels_config, serve
 from tests.tfserving_flags import Mounts, prepare_mounts
-from tfserving_standin.harness import StandIn, publish_version
+from tfserving_standin.harness import StandIn
+from tfserving_standin.publishing import publish_version
 
 pytestmark = pytest.mark.slow
 

@@ -39,7 +39,8 @@ from tests.standin_support import (
     rest_post,
     rpc_code,
 )
-from tfserving_standin.harness import StandIn, publish_version
+from tfserving_standin.harness import StandIn
+from tfserving_standin.publishing import publish_version
 
 PREDICT = f"/v1/models/{MODEL}:predict"
 

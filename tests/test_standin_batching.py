@@ -35,7 +35,8 @@ from tests.standin_support import (
     served_version,
     until,
 )
-from tfserving_standin.harness import StandIn, publish_version, wait_for_version
+from tfserving_standin.harness import StandIn
+from tfserving_standin.publishing import publish_version, wait_for_version
 
 GAN2_CONFIG = """
 model_config_list {

@@ -33,7 +33,8 @@ from tests.standin_support import (
     rpc_code,
     served_version,
 )
-from tfserving_standin.harness import StandIn, publish_version, wait_for_version
+from tfserving_standin.harness import StandIn
+from tfserving_standin.publishing import publish_version, wait_for_version
 
 MULTI_CONFIG = """
 model_config_list {

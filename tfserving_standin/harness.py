@@ -12,8 +12,8 @@ server's flags, waits for its ``STANDIN READY`` line (which, as with the real se
 once its start-up loading is done) and terminates it on exit. Everything a test does through
 ``rest_url`` / ``grpc_target`` works the same against a real TensorFlow Serving; only
 ``set_faults`` (and the ``STANDIN_*`` environment variables) are stand-in specific.
-``Children``: the other children of a benchmark run (gateways, control servers), each logging to
-a file. ``publish_version`` / ``wait_for_version``: publish a SavedModel, wait until it loads.
+The other children of a run are ``children.Children``; publishing a version and waiting for it
+to load are ``publishing.publish_version`` / ``wait_for_version``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,99 +34,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import requests
+from tfserving_standin.children import REPO_ROOT, free_ports, stop_process
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 _READY = re.compile(r"^STANDIN READY rest=(\d+) grpc=(\d+)\s*$")
 _TAIL_CHARS = 6000
 
 
 class StandInError(RuntimeError):
     """The stand-in exited or did not become ready; the message ends with its output tails."""
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct ports that were free a moment ago (bound to ``host:0``, then closed)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
-            sockets.append(sock)
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def stop_process(process: subprocess.Popen[Any], grace_s: float = 10.0) -> int:
-    """SIGTERM ``process``, SIGKILL it after ``grace_s``; wait for it either way. Its exit code."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=grace_s)
-    return process.returncode
-
-
-class Children:
-    """Long-lived children of a run, each logging to ``<log_dir>/<name>.log``. A context manager:
-    leaving it (normally, on an exception or on Ctrl-C) stops each child still running."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def spawn(
-        self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None
-    ) -> subprocess.Popen[bytes]:
-        """Start ``argv`` in the repo root (or ``cwd``), its output in ``<log_dir>/<name>.log``.
-        The child gets a session of its own, so a Ctrl-C reaches only this process, which then
-        stops it."""
-        with open(self.log_path(name), "wb") as log:
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd or REPO_ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.procs[name] = proc
-        return proc
-
-    def log_path(self, name: str) -> Path:
-        return self.log_dir / f"{name}.log"
-
-    def log_tail(self, name: str, chars: int = 3000) -> str:
-        try:
-            return self.log_path(name).read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def stop(self, name: str, grace_s: float = 10.0) -> None:
-        """Stop the child ``name`` (stop_process) and forget it."""
-        proc = self.procs.pop(name, None)
-        if proc is not None:
-            stop_process(proc, grace_s)
-
-    def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.stop(name)
-
-    def __enter__(self) -> Children:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop_all()
 
 
 class StandIn:
@@ -362,55 +276,3 @@ class StandIn:
     def clear_faults(self) -> None:
         """STAND-IN ONLY: back to no injected faults."""
         self.faults_file.unlink(missing_ok=True)
-
-
-def publish_version(
-    source_dir: str | os.PathLike[str], base_path: str | os.PathLike[str], version: int
-) -> Path:
-    """Copy a SavedModel dir to ``base_path/<version>`` atomically (copy aside, then rename).
-
-    TF Serving does not check that a version dir is complete, so a half-copied dir would be loaded
-    (contract, "Models on disk"); the temporary name is not numeric, so it is never picked up.
-    """
-    base = Path(base_path)
-    base.mkdir(parents=True, exist_ok=True)
-    staging = base / f".staging-{version}-{uuid.uuid4().hex}"
-    shutil.copytree(source_dir, staging)
-    target = base / str(version)
-    os.rename(staging, target)
-    return target
-
-
-def wait_for_version(
-    rest_url: str,
-    model_name: str,
-    version: int,
-    *,
-    state: str = "AVAILABLE",
-    timeout_s: float = 30.0,
-    poll_interval_s: float = 0.1,
-) -> dict[str, Any]:
-    """Poll ``GET /v1/models/<name>/versions/<version>`` until it reports ``state``.
-
-    Returns that version's status entry (``{"version", "state", "status"}``). A 404 (version not
-    discovered yet) keeps polling; any other failure, or the deadline, raises TimeoutError with the
-    last answer. Works against the real TF Serving too.
-    """
-    url = f"{rest_url}/v1/models/{model_name}/versions/{version}"
-    deadline = time.monotonic() + timeout_s
-    last = "no answer yet"
-    while True:
-        try:
-            response = requests.get(url, timeout=5)
-            last = f"HTTP {response.status_code}: {response.text}"
-            if response.status_code == 200:
-                for entry in response.json().get("model_version_status", []):
-                    if entry.get("version") == str(version) and entry.get("state") == state:
-                        return dict(entry)
-        except requests.RequestException as exc:
-            last = repr(exc)
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"{model_name} version {version} not {state} after {timeout_s}s; last: {last}"
-            )
-        time.sleep(poll_interval_s)
